@@ -1,0 +1,172 @@
+"""The ``gridgov`` command line: build the demo, import incidents, inspect the store, serve the dashboard."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from gridgov.config import Settings
+from gridgov.errors import GridgovError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True,
+                  help="gridgov: management grids, grid workers and incidents for a city district.")
+console = Console()
+err_console = Console(stderr=True)
+
+DbOption = Annotated[
+    Path | None,
+    typer.Option("--db", help="DuckDB file (default: $GRIDGOV_DB, else var/gridgov.duckdb).", show_default=False),
+]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON object instead of a table.")]
+
+
+def _settings(db: Path | None) -> Settings:
+    return Settings.from_env(db_path=db)
+
+
+def _print_json(obj: Any) -> None:
+    sys.stdout.write(json.dumps(obj, ensure_ascii=False, default=str) + "\n")
+
+
+@app.command()
+def demo(
+    db: DbOption = None,
+    size: Annotated[str, typer.Option(help="small (seconds, for tests), medium or large.")] = "medium",
+    seed: Annotated[int, typer.Option(help="Random seed; the same seed gives identical tables.")] = 0,
+    as_of: Annotated[str | None, typer.Option("--as-of", help="Date the demo year ends (YYYY-MM-DD); "
+                                              "default today.")] = None,
+    force: Annotated[bool, typer.Option("--force", help="Replace an existing database file.")] = False,
+    json_out: JsonOption = False,
+) -> None:
+    """Build the deterministic demo district into a new database file."""
+    from gridgov.demo import build_demo_file
+
+    settings = _settings(db)
+    summary = build_demo_file(settings.db_path, size=size, seed=seed, as_of=as_of, force=force,
+                              progress=not json_out)
+    if json_out:
+        _print_json(summary)
+    else:
+        console.print(f"[green]demo district built[/green] in {settings.db_path}: "
+                      + ", ".join(f"{k} {v}" for k, v in summary.items() if k != "db"))
+
+
+@app.command()
+def ingest(
+    file: Annotated[Path, typer.Argument(help="CSV, Parquet, GeoJSON or GeoPackage of incidents.")],
+    db: DbOption = None,
+    map_: Annotated[list[str] | None, typer.Option("--map", help="Column mapping SRC=FIELD (repeatable); "
+                                                   "FIELD is one of the canonical fields.")] = None,
+    preset: Annotated[str | None, typer.Option(help="Name of a mapping preset or path to a preset TOML.")] = None,
+    crs: Annotated[str | None, typer.Option(help="CRS of the coordinates, e.g. 4326 or EPSG:32651.")] = None,
+    category_map: Annotated[Path | None, typer.Option("--category-map",
+                                                      help="CSV of (source value, our code).")] = None,
+    other: Annotated[str | None, typer.Option(help="Category code for types nothing else matches; without "
+                                              "it they are rejected.")] = None,
+    source: Annotated[str | None, typer.Option(help="Source label stored with each row (default: file "
+                                               "name or the preset's).")] = None,
+    json_out: JsonOption = False,
+) -> None:
+    """Import incidents with validation; rejected rows are kept with a reason."""
+    from gridgov.ingest import ingest_file
+
+    from gridgov.store import Store
+
+    settings = _settings(db)
+    with Store(settings.db_path) as store:
+        result = ingest_file(store, file, mapping=map_ or [], preset=preset, crs=crs,
+                             category_map=category_map, other=other, source=source,
+                             calendar=settings.calendar, progress=not json_out)
+    if json_out:
+        _print_json(result.to_dict())
+        return
+    console.print(result.summary())
+
+
+@app.command()
+def categories(db: DbOption = None, json_out: JsonOption = False) -> None:
+    """List the incident taxonomy: code, names, class, SLA (working hours), handling minutes."""
+    from gridgov.incidents import load_categories
+
+    settings = _settings(db)
+    if settings.db_path.exists():
+        from gridgov.store import Store
+
+        with Store(settings.db_path, read_only=True) as store:
+            df = store.categories()
+    else:
+        df = load_categories(settings.categories_path)
+    if json_out:
+        _print_json(df.to_dict(orient="records"))
+        return
+    table = Table("code", "中文", "English", "class", "SLA h", "handling min")
+    for r in df.itertuples(index=False):
+        table.add_row(r.code, r.name_zh, r.name_en, r[3], f"{r.sla_hours:g}", f"{r.handling_minutes:g}")
+    console.print(table)
+
+
+@app.command()
+def info(db: DbOption = None, json_out: JsonOption = False) -> None:
+    """Counts in the store: admin areas, units, grids, workers, incidents, open, overdue, bounding box."""
+    from gridgov.store import Store
+
+    settings = _settings(db)
+    with Store(settings.db_path, read_only=settings.db_path.exists()) as store:
+        out = store.counts(now=settings.clock())
+        out["bbox"] = store.district_bounds()
+        out["db"] = str(settings.db_path)
+        out["schema_version"] = store.schema_version
+        out["meta"] = store.meta()
+    if json_out:
+        _print_json(out)
+        return
+    table = Table("what", "value")
+    for key, value in out.items():
+        table.add_row(key, json.dumps(value, ensure_ascii=False) if isinstance(value, dict | list | tuple)
+                      else str(value))
+    console.print(table)
+
+
+@app.command()
+def serve(
+    db: DbOption = None,
+    port: Annotated[int, typer.Option(help="TCP port on 127.0.0.1.")] = 8050,
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    demo_size: Annotated[str, typer.Option("--demo-size", help="Size of the demo built when the database "
+                                           "file is missing.")] = "medium",
+    debug: Annotated[bool, typer.Option(help="Dash debug mode (reloader off).")] = False,
+) -> None:
+    """Run the dashboard; builds the demo district first when the database file does not exist."""
+    from gridgov.serve import run
+
+    run(_settings(db).replace(port=port, host=host), demo_size=demo_size, debug=debug)
+
+
+def main() -> None:
+    """Entry point of the ``gridgov`` console script: errors of ours print as one line, exit code 2."""
+    try:
+        app(standalone_mode=False)
+    except GridgovError as exc:
+        err_console.print(f"[red]error:[/red] {exc}")
+        raise SystemExit(2) from None
+    except typer.Exit as exc:
+        raise SystemExit(exc.exit_code) from None
+    except typer.Abort:
+        raise SystemExit(1) from None
+    except Exception as exc:  # click usage errors come through here in non-standalone mode
+        import click
+
+        if isinstance(exc, click.ClickException):
+            exc.show()
+            raise SystemExit(exc.exit_code) from None
+        raise
+
+
+if __name__ == "__main__":
+    main()

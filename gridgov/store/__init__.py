@@ -1,0 +1,34 @@
+"""The DuckDB store: the only place in gridgov with SQL.
+
+Open it with :class:`Store`; one process writes (the dashboard server when it runs), readers may open read-only.
+"""
+
+from __future__ import annotations
+
+from gridgov.store.areas import AreasMixin
+from gridgov.store.connection import Connection, latest_version, load_spatial, migrations
+from gridgov.store.imports import ImportsMixin
+from gridgov.store.incidents import INCIDENT_COLUMNS, IncidentsMixin
+from gridgov.store.layouts import LayoutsMixin
+
+
+class Store(AreasMixin, LayoutsMixin, IncidentsMixin, ImportsMixin):
+    """A gridgov database file.
+
+    Parameters
+    ----------
+    path
+        The DuckDB file; created and migrated on first open.
+    read_only
+        Open without taking the write lock.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> with Store(pathlib.Path(tempfile.mkdtemp()) / "g.duckdb") as store:
+    ...     store.schema_version >= 1
+    True
+    """
+
+
+__all__ = ["INCIDENT_COLUMNS", "Connection", "Store", "latest_version", "load_spatial", "migrations"]

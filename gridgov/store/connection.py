@@ -1,0 +1,195 @@
+"""Opening the DuckDB file: spatial extension, migrations, the single-writer rule."""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import geopandas as gpd
+import pandas as pd
+import pyarrow as pa
+import shapely
+
+from gridgov.errors import ExtensionMissingError, SchemaVersionError, StoreBusyError, StoreError
+
+_MIGRATION_NAME = re.compile(r"^(\d{3})_([a-z0-9_]+)\.sql$")
+
+
+def _extension_directory() -> str:
+    try:
+        import duckdb_ext  # type: ignore[import-not-found]
+    except ImportError:
+        raise ExtensionMissingError(
+            "the DuckDB spatial extension is not installed; run: pip install 'duckdb-ext-spatial==1.4.4.20260205'"
+        ) from None
+    return str(Path(next(iter(duckdb_ext.__path__))) / "extensions")
+
+
+def load_spatial(con: duckdb.DuckDBPyConnection) -> None:
+    """Load the spatial extension shipped in the ``duckdb-ext-spatial`` wheel (no network)."""
+    try:
+        con.execute("SET extension_directory = ?", [_extension_directory()])
+        con.execute("LOAD spatial")
+    except duckdb.Error as exc:
+        raise ExtensionMissingError(
+            f"cannot load the DuckDB spatial extension ({exc}); install the matching wheel with "
+            f"pip install 'duckdb=={duckdb.__version__}' 'duckdb-ext-spatial==1.4.4.20260205'"
+        ) from exc
+
+
+def migrations() -> list[tuple[int, str, str]]:
+    """The numbered migrations shipped with this gridgov: ``(version, name, sql)`` in order."""
+    out = []
+    for entry in resources.files("gridgov.store.migrations").iterdir():
+        m = _MIGRATION_NAME.match(entry.name)
+        if m:
+            out.append((int(m.group(1)), m.group(2), entry.read_text(encoding="utf-8")))
+    out.sort()
+    return out
+
+
+def latest_version() -> int:
+    """Schema version this gridgov writes."""
+    return migrations()[-1][0]
+
+
+class Connection:
+    """Owns one DuckDB connection to the file and hands out a cursor per thread.
+
+    Parameters
+    ----------
+    path
+        The database file; its folder is created when missing.
+    read_only
+        Open without the write lock (several readers may share a file that no writer holds).
+    """
+
+    def __init__(self, path: Path | str, *, read_only: bool = False) -> None:
+        self.path = Path(path)
+        self.read_only = read_only
+        if not read_only:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        elif not self.path.exists():
+            raise StoreError(f"database file {self.path} does not exist; build it with `gridgov demo`")
+        try:
+            self._con = duckdb.connect(str(self.path), read_only=read_only)
+        except duckdb.IOException as exc:
+            if "lock" in str(exc).lower():
+                raise StoreBusyError(
+                    f"{self.path} is open for writing by another process (usually `gridgov serve` or app.py). "
+                    "Stop that process or send the change through the running server."
+                ) from exc
+            raise StoreError(f"cannot open {self.path}: {exc}") from exc
+        load_spatial(self._con)
+        self._local = threading.local()
+        self._lock = threading.RLock()
+        self._migrate()
+
+    # -- connection handling -------------------------------------------------------------------------------
+    @property
+    def con(self) -> duckdb.DuckDBPyConnection:
+        """A cursor for the calling thread (DuckDB connections are not shared between threads)."""
+        cur = getattr(self._local, "cur", None)
+        if cur is None:
+            cur = self._con.cursor()
+            load_spatial(cur)
+            self._local.cur = cur
+        return cur
+
+    def close(self) -> None:
+        """Close the file (checkpointing the write-ahead log)."""
+        self._con.close()
+
+    def __enter__(self) -> Connection:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """One transaction on this thread's cursor; rolled back on any error."""
+        con = self.con
+        with self._lock:
+            con.execute("BEGIN TRANSACTION")
+            try:
+                yield con
+            except BaseException:
+                con.execute("ROLLBACK")
+                raise
+            con.execute("COMMIT")
+
+    # -- schema ----------------------------------------------------------------------------------------------
+    def _migrate(self) -> None:
+        con = self._con
+        if not self.read_only:
+            con.execute(
+                "CREATE TABLE IF NOT EXISTS schema_version "
+                "(version INTEGER PRIMARY KEY, name VARCHAR NOT NULL, applied_at TIMESTAMP NOT NULL)"
+            )
+        have = self.schema_version
+        known = migrations()
+        newest = known[-1][0]
+        if have > newest:
+            raise SchemaVersionError(
+                f"{self.path} has schema version {have}, newer than this gridgov understands ({newest}); "
+                "upgrade gridgov (pip install -U gridgov) to open it"
+            )
+        pending = [m for m in known if m[0] > have]
+        if not pending:
+            return
+        if self.read_only:
+            raise StoreError(f"{self.path} needs migrating to version {newest}; open it once without read_only")
+        for version, name, sql in pending:
+            con.execute("BEGIN TRANSACTION")
+            try:
+                con.execute(sql)
+                con.execute("INSERT INTO schema_version VALUES (?, ?, ?)", [version, name, datetime.now()])
+            except duckdb.Error as exc:
+                con.execute("ROLLBACK")
+                raise StoreError(f"migration {version:03d}_{name} failed on {self.path}: {exc}") from exc
+            con.execute("COMMIT")
+
+    @property
+    def schema_version(self) -> int:
+        """Highest migration applied to the file (0 for a new file)."""
+        exists = self._con.execute(
+            "SELECT count(*) FROM information_schema.tables WHERE table_name = 'schema_version'"
+        ).fetchone()
+        if not exists or not exists[0]:
+            return 0
+        row = self._con.execute("SELECT coalesce(max(version), 0) FROM schema_version").fetchone()
+        return int(row[0]) if row else 0
+
+    # -- helpers shared by the query modules -----------------------------------------------------------------
+    def df(self, sql: str, params: list[Any] | None = None) -> pd.DataFrame:
+        """Run a query and return a DataFrame."""
+        return self.con.execute(sql, params or []).df()
+
+    def gdf(self, sql: str, params: list[Any] | None = None, *, geom: str = "wkb") -> gpd.GeoDataFrame:
+        """Run a query whose column ``geom`` holds WKB and return a GeoDataFrame in EPSG:4326."""
+        table = self.con.execute(sql, params or []).fetch_arrow_table()
+        df = table.drop([geom]).to_pandas()
+        geoms = shapely.from_wkb(table.column(geom).to_numpy(zero_copy_only=False))
+        return gpd.GeoDataFrame(df, geometry=geoms, crs="EPSG:4326")
+
+
+def geo_arrow(gdf: gpd.GeoDataFrame, columns: list[str]) -> pa.Table:
+    """Columns of a GeoDataFrame plus its geometry as WKB (``wkb``), ready for ``INSERT … SELECT``.
+
+    Raises
+    ------
+    StoreError
+        When the frame is not in EPSG:4326 (the store keeps lon/lat).
+    """
+    if gdf.crs is None or gdf.crs.to_epsg() != 4326:
+        raise StoreError(f"geometries must be in EPSG:4326 before storing, got {gdf.crs}")
+    table = pa.Table.from_pandas(pd.DataFrame(gdf[columns]), preserve_index=False)
+    return table.append_column("wkb", pa.array(shapely.to_wkb(gdf.geometry.values), type=pa.binary()))
