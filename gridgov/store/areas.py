@@ -22,7 +22,7 @@ class AreasMixin(Connection):
         return dict(self.con.execute("SELECT key, value FROM meta ORDER BY key").fetchall())
 
     def write_admin_areas(self, areas: gpd.GeoDataFrame, *, replace: bool = False) -> None:
-        """Store admin areas (columns ``code, name, level, parent_code, area_m2``; EPSG:4326).
+        """Store admin areas (columns ``code, name, level, parent_code, area_m2``, optional ``name_en``; EPSG:4326).
 
         Parameters
         ----------
@@ -31,13 +31,15 @@ class AreasMixin(Connection):
         replace
             Drop every stored area first.
         """
-        table = geo_arrow(areas, ["code", "name", "level", "parent_code", "area_m2"])
+        if "name_en" not in areas.columns:
+            areas = areas.assign(name_en=None)
+        table = geo_arrow(areas, ["code", "name", "name_en", "level", "parent_code", "area_m2"])
         with self.transaction() as con:
             if replace:
                 con.execute("DELETE FROM admin_area")
             con.register("_areas", table)
             con.execute(
-                "INSERT INTO admin_area SELECT code, name, level, parent_code, area_m2, ST_GeomFromWKB(wkb) "
+                "INSERT INTO admin_area SELECT code, name, name_en, level, parent_code, area_m2, ST_GeomFromWKB(wkb) "
                 "FROM _areas"
             )
             con.unregister("_areas")
@@ -45,7 +47,7 @@ class AreasMixin(Connection):
     def admin_areas(self, level: str | None = None) -> gpd.GeoDataFrame:
         """Admin areas, optionally of one level, ordered by code."""
         return self.gdf(
-            "SELECT code, name, level, parent_code, area_m2, ST_AsWKB(geom) AS wkb FROM admin_area "
+            "SELECT code, name, name_en, level, parent_code, area_m2, ST_AsWKB(geom) AS wkb FROM admin_area "
             "WHERE ? IS NULL OR level = ? ORDER BY code",
             [level, level],
         )

@@ -9,6 +9,7 @@ CREATE TABLE meta (
 CREATE TABLE admin_area (
     code VARCHAR PRIMARY KEY,
     name VARCHAR NOT NULL,
+    name_en VARCHAR,
     level VARCHAR NOT NULL CHECK (level IN ('district', 'street', 'community')),
     parent_code VARCHAR,
     area_m2 DOUBLE NOT NULL,
