@@ -117,7 +117,7 @@ def info(db: DbOption = None, json_out: JsonOption = False) -> None:
     from gridgov.store import Store
 
     settings = _settings(db)
-    with Store(settings.db_path, read_only=settings.db_path.exists()) as store:
+    with Store(settings.db_path, read_only=True) as store:
         out = store.counts(now=settings.clock())
         out["bbox"] = store.district_bounds()
         out["db"] = str(settings.db_path)
