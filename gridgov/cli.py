@@ -39,8 +39,8 @@ def demo(
     db: DbOption = None,
     size: Annotated[str, typer.Option(help="small (seconds, for tests), medium or large.")] = "medium",
     seed: Annotated[int, typer.Option(help="Random seed; the same seed gives identical tables.")] = 0,
-    as_of: Annotated[str | None, typer.Option("--as-of", help="Date the demo year ends (YYYY-MM-DD); "
-                                              "default today.")] = None,
+    as_of: Annotated[str | None, typer.Option("--as-of", help="Last day of the demo year (YYYY-MM-DD); "
+                                              "default yesterday.")] = None,
     force: Annotated[bool, typer.Option("--force", help="Replace an existing database file.")] = False,
     json_out: JsonOption = False,
 ) -> None:
@@ -75,7 +75,6 @@ def ingest(
 ) -> None:
     """Import incidents with validation; rejected rows are kept with a reason."""
     from gridgov.ingest import ingest_file
-
     from gridgov.store import Store
 
     settings = _settings(db)
@@ -126,6 +125,8 @@ def info(db: DbOption = None, json_out: JsonOption = False) -> None:
     if json_out:
         _print_json(out)
         return
+    # Long metadata (e.g. the demo's hidden-structure notes) stays in --json; the table shows a pointer.
+    out["meta"] = {k: (v if len(v) <= 120 else f"<{len(v)} characters; see --json>") for k, v in out["meta"].items()}
     table = Table("what", "value")
     for key, value in out.items():
         table.add_row(key, json.dumps(value, ensure_ascii=False) if isinstance(value, dict | list | tuple)

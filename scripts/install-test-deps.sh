@@ -6,8 +6,9 @@ cd "$(dirname "$0")/.."
 if ! command -v chromium >/dev/null 2>&1 || ! command -v chromedriver >/dev/null 2>&1; then
     sudo_cmd=""
     if [ "$(id -u)" -ne 0 ]; then sudo_cmd="sudo"; fi
-    echo "installing Debian chromium and chromium-driver for the browser tests…"
+    echo "installing Debian chromium and chromium-driver (and a CJK font for screenshots) for the browser tests…"
     $sudo_cmd apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq chromium chromium-driver >/dev/null
+    DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq chromium chromium-driver fonts-wqy-microhei \
+        >/dev/null
 fi
 python -m pip install -q --disable-pip-version-check -e ".[test]"

@@ -9,7 +9,7 @@ from contextlib import contextmanager
 from datetime import datetime
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import duckdb
 import geopandas as gpd
@@ -107,7 +107,7 @@ class Connection:
         """Close the file (checkpointing the write-ahead log)."""
         self._con.close()
 
-    def __enter__(self) -> Connection:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:

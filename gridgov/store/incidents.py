@@ -6,6 +6,7 @@ from datetime import datetime
 from typing import Any
 
 import duckdb
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 
@@ -72,20 +73,22 @@ class IncidentsMixin(Connection):
         """
         table = _incident_arrow(incidents.reset_index(drop=True))
         cols = ", ".join(INCIDENT_COLUMNS)
-        sql = (
-            f"INSERT INTO incident (incident_id, {cols}) "
-            f"SELECT (SELECT coalesce(max(incident_id), 0) FROM incident) + row_number() OVER (), {cols} "
-            "FROM _inc"
-        )
+
+        def _write(tx: duckdb.DuckDBPyConnection) -> None:
+            # Ids are numbered here, in input order, rather than by row_number() in SQL: DuckDB does not promise
+            # to keep the scan order of a registered table.
+            row = tx.execute("SELECT coalesce(max(incident_id), 0) FROM incident").fetchone()
+            first = int(row[0]) + 1 if row else 1
+            ids = pa.array(np.arange(first, first + table.num_rows, dtype=np.int64))
+            tx.register("_inc", table.add_column(0, "incident_id", ids))
+            tx.execute(f"INSERT INTO incident (incident_id, {cols}) SELECT incident_id, {cols} FROM _inc")
+            tx.unregister("_inc")
+
         if con is None:
             with self.transaction() as tx:
-                tx.register("_inc", table)
-                tx.execute(sql)
-                tx.unregister("_inc")
+                _write(tx)
         else:
-            con.register("_inc", table)
-            con.execute(sql)
-            con.unregister("_inc")
+            _write(con)
         return table.num_rows
 
     def incidents(self, columns: tuple[str, ...] = INCIDENT_COLUMNS) -> pd.DataFrame:
@@ -123,7 +126,8 @@ class IncidentsMixin(Connection):
             SELECT lu.grid_code,
                    count(*) FILTER (WHERE i.reported_at >= $start AND i.reported_at < $end) AS reported,
                    count(*) FILTER (WHERE list_contains($open, i.status) AND i.reported_at <= $now) AS open,
-                   count(*) FILTER (WHERE list_contains($open, i.status) AND i.due_at < $now) AS overdue,
+                   count(*) FILTER (WHERE list_contains($open, i.status) AND i.reported_at <= $now
+                                    AND i.due_at < $now) AS overdue,
                    count(*) FILTER (WHERE i.closed_at >= $start AND i.closed_at < $end) AS closed,
                    count(*) FILTER (WHERE i.closed_at >= $start AND i.closed_at < $end
                                     AND i.closed_at <= i.due_at) AS closed_on_time
@@ -198,7 +202,8 @@ class IncidentsMixin(Connection):
             "layouts": int(one("SELECT count(*) FROM layout")),
             "workers": int(one("SELECT count(*) FROM worker WHERE active")),
             "incidents": int(one("SELECT count(*) FROM incident")),
-            "open": int(one("SELECT count(*) FROM incident WHERE list_contains(?, status)", [_OPEN])),
-            "overdue": int(one("SELECT count(*) FROM incident WHERE list_contains(?, status) AND due_at < ?",
-                               [_OPEN, now])),
+            "open": int(one("SELECT count(*) FROM incident WHERE list_contains(?, status) AND reported_at <= ?",
+                            [_OPEN, now])),
+            "overdue": int(one("SELECT count(*) FROM incident WHERE list_contains(?, status) AND due_at < ? "
+                               "AND reported_at <= ?", [_OPEN, now, now])),
         }

@@ -20,7 +20,8 @@ class LayoutsMixin(Connection):
     """Queries on ``layout``, ``layout_unit``, ``layout_grid``, ``worker`` and ``assignment``."""
 
     def save_layout(self, name: str, *, unit_grid: pd.DataFrame, grids: gpd.GeoDataFrame, status: str = "scenario",
-                    params: dict[str, Any] | None = None, parent_id: int | None = None) -> int:
+                    params: dict[str, Any] | None = None, parent_id: int | None = None,
+                    created_at: datetime | None = None) -> int:
         """Store a layout in one transaction and return its ``layout_id``.
 
         Parameters
@@ -34,6 +35,13 @@ class LayoutsMixin(Connection):
             population`` and geometry (EPSG:4326).
         status
             ``current`` (the previous current one is archived), ``scenario`` or ``archived``.
+        params
+            How the layout was made (stored as JSON).
+        parent_id
+            The layout it was derived from.
+        created_at
+            When it was drawn (naive local time); default now. The demo dates its layout from ``as_of`` so that
+            the same seed gives identical tables.
         """
         if status not in ("current", "scenario", "archived"):
             raise StoreError(f"layout status must be current, scenario or archived, got {status!r}")
@@ -48,8 +56,8 @@ class LayoutsMixin(Connection):
                 con.execute("UPDATE layout SET status = 'archived' WHERE status = 'current'")
             con.execute(
                 "INSERT INTO layout VALUES (?, ?, ?, ?, ?, ?)",
-                [layout_id, name, status, json.dumps(params or {}), datetime.now().replace(microsecond=0),
-                 parent_id],
+                [layout_id, name, status, json.dumps(params or {}),
+                 created_at or datetime.now().replace(microsecond=0), parent_id],
             )
             con.register("_lu", mapping)
             con.execute("INSERT INTO layout_unit SELECT ?, unit_id, grid_code FROM _lu ORDER BY unit_id",
@@ -129,3 +137,4 @@ class LayoutsMixin(Connection):
             "ORDER BY a.grid_code, a.role DESC, a.worker_id",
             [layout_id],
         )
+
