@@ -1,0 +1,135 @@
+"""The Dash app factory: one store, static data loaded once, Dash Pages under a shared top bar."""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+from pathlib import Path
+
+import dash
+from dash import Input, Output, dcc, html
+from flask import Response, abort
+
+from dashboards import ids
+from dashboards.context import get_context, load_context, set_context
+from dashboards.i18n import lang_from_search, t
+from gridgov.config import Settings
+from gridgov.store import Store
+
+HERE = Path(__file__).resolve().parent
+log = logging.getLogger("gridgov.dashboards")
+
+
+def _setup_logging() -> None:
+    # The server is a long-running process: timings of the first load and of each query go to stderr so an
+    # operator (and the browser test) can see where time goes without a profiler.
+    if not log.handlers:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(message)s", "%H:%M:%S"))
+        log.addHandler(handler)
+        log.setLevel(logging.INFO)
+        log.propagate = False
+
+
+def create_app(settings: Settings) -> dash.Dash:
+    """Build the dashboard for one database file.
+
+    Opens the one read-write :class:`gridgov.store.Store` of this process, loads the static data of the current
+    layout (grid GeoJSON, admin areas, categories) once, and registers the pages in ``dashboards/pages``.
+
+    Parameters
+    ----------
+    settings
+        Database path and clock; tests pass settings pointing at a temporary file.
+
+    Returns
+    -------
+    dash.Dash
+        Call ``.run(host=..., port=...)`` to serve it; ``.server`` is the Flask app (``/healthz`` answers "ok").
+    """
+    _setup_logging()
+    started = time.perf_counter()
+    store = Store(settings.db_path)
+    ctx = load_context(settings, store)
+    # Pages are imported by the Dash constructor and their layouts read the context, so it must exist first.
+    set_context(ctx)
+    app = dash.Dash(
+        "dashboards",
+        use_pages=True,
+        pages_folder=str(HERE / "pages"),
+        assets_folder=str(HERE / "assets"),
+        title=t("product"),
+        update_title="",  # keep the tab title steady while callbacks run
+        suppress_callback_exceptions=True,
+        serve_locally=True,
+    )
+    app.layout = _shell
+    _register_routes(app)
+    _register_shell_callbacks(app)
+    log.info("app ready in %.0f ms: %s, layout %s with %d grids", (time.perf_counter() - started) * 1000,
+             settings.db_path, ctx.layout_id, len(ctx.grids))
+    return app
+
+
+def _shell() -> html.Div:
+    ctx = get_context()
+    return html.Div(
+        className="app",
+        children=[
+            dcc.Location(id=ids.URL),
+            html.Header(
+                className="topbar",
+                children=[
+                    html.Div(className="brand", children=[
+                        html.Span(t("product"), id=ids.BRAND, className="brand-name"),
+                        html.Span(ctx.district_name, className="brand-district"),
+                    ]),
+                    html.Nav(id=ids.NAV, className="nav"),
+                    dcc.Link(t("switch_lang"), id=ids.LANG_LINK, href="/?lang=zh", className="lang-link"),
+                ],
+            ),
+            html.Main(dash.page_container, className="page"),
+        ],
+    )
+
+
+def _register_shell_callbacks(app: dash.Dash) -> None:
+    @app.callback(
+        Output(ids.BRAND, "children"),
+        Output(ids.NAV, "children"),
+        Output(ids.LANG_LINK, "href"),
+        Output(ids.LANG_LINK, "children"),
+        Input(ids.URL, "pathname"),
+        Input(ids.URL, "search"),
+    )
+    def _nav(pathname: str | None, search: str | None) -> tuple[str, list[dcc.Link], str, str]:
+        lang = lang_from_search(search)
+        suffix = "?lang=zh" if lang == "zh" else ""
+        current = pathname or "/"
+        links = [
+            dcc.Link(t(page["i18n_key"], lang) if "i18n_key" in page else page["name"],
+                     href=page["relative_path"] + suffix,
+                     className="nav-link active" if page["relative_path"] == current else "nav-link")
+            for page in sorted(dash.page_registry.values(), key=lambda p: p.get("order") or 0)
+        ]
+        other = "en" if lang == "zh" else "zh"
+        return t("product", lang), links, f"{current}?lang={other}", t("switch_lang", lang)
+
+
+def _register_routes(app: dash.Dash) -> None:
+    server = app.server
+
+    @server.route("/healthz")
+    def _healthz() -> Response:
+        return Response("ok", mimetype="text/plain")
+
+    @server.route("/geo/<name>.geojson")
+    def _geo(name: str) -> Response:
+        # Static boundary layers travel as separate cached files so a filter change never resends geometry.
+        body = get_context().layer_geojson.get(name)
+        if body is None:
+            abort(404)
+        resp = Response(body, mimetype="application/geo+json")
+        resp.headers["Cache-Control"] = "max-age=3600"
+        return resp

@@ -1,0 +1,164 @@
+"""The per-app context: the open store plus static data loaded once when the app starts.
+
+``create_app`` builds an :class:`AppContext` and installs it with :func:`set_context`; layout functions read
+only its static fields (options, GeoJSON, bounds), and callbacks use ``store`` for live queries. Keeping it in a
+module rather than in a closure lets page modules stay plain modules that Dash Pages imports by itself.
+
+One process serves one app (the server is the database's single writer), so one module-level context suffices.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import pandas as pd
+
+from dashboards.figures import bilingual, to_geojson
+from gridgov.config import Settings
+from gridgov.store import Store
+
+_GRID_ATTRS = ["grid_code", "community_code", "street_code", "n_units", "area_m2", "households", "population"]
+
+
+@dataclass(frozen=True)
+class AppContext:
+    """Everything pages need, loaded once per app.
+
+    Parameters
+    ----------
+    settings
+        The deployment's settings (``clock()`` is "now").
+    store
+        The one open store; only callbacks query it.
+    layout_id
+        The current layout, or None when the database has none yet.
+    district_name
+        From ``store.meta()``.
+    grids
+        One row per grid of the current layout (attributes, no geometry), in GeoJSON feature order.
+    grid_geojson
+        Grid polygons, feature ``id`` = grid code.
+    layer_geojson
+        Serialised GeoJSON of ``grids``, ``streets`` and ``communities`` for the map's line layers (served as
+        static files by the app).
+    streets, communities
+        ``code, name, name_en, parent_code, label`` of the admin areas, by code.
+    area_bounds
+        ``(min_lon, min_lat, max_lon, max_lat)`` per admin area code.
+    bounds
+        The district's bounds.
+    categories
+        The category table.
+    time_range
+        First and last report time in the store when the app started (date picker limits).
+    """
+
+    settings: Settings
+    store: Store
+    layout_id: int | None
+    district_name: str
+    grids: pd.DataFrame
+    grid_geojson: dict[str, Any]
+    layer_geojson: dict[str, str]
+    streets: pd.DataFrame
+    communities: pd.DataFrame
+    area_bounds: dict[str, tuple[float, float, float, float]]
+    bounds: tuple[float, float, float, float] | None
+    categories: pd.DataFrame
+    time_range: tuple[datetime, datetime] | None
+    grid_features: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    @property
+    def community_names(self) -> dict[str, str]:
+        """Display name per community code."""
+        return dict(zip(self.communities["code"], self.communities["label"], strict=True))
+
+    def now(self) -> datetime:
+        """The dashboard clock."""
+        return self.settings.clock()
+
+
+_CONTEXT: AppContext | None = None
+
+
+def load_context(settings: Settings, store: Store) -> AppContext:
+    """Read the static data of the current layout from ``store`` (a handful of queries, once).
+
+    Parameters
+    ----------
+    settings
+        The deployment's settings.
+    store
+        An open store.
+
+    Returns
+    -------
+    AppContext
+    """
+    layout_id = store.current_layout_id()
+    areas = store.admin_areas()
+    areas["label"] = [bilingual(z, e) for z, e in zip(areas["name"], areas["name_en"], strict=True)]
+    streets = areas[areas["level"] == "street"]
+    communities = areas[areas["level"] == "community"]
+    street_of_community = dict(zip(communities["code"], communities["parent_code"], strict=True))
+    if layout_id is not None:
+        gdf = store.layout_grids(layout_id)
+    else:
+        gdf = store.admin_areas("community").iloc[0:0].rename(columns={"code": "grid_code"})
+        for col in _GRID_ATTRS:
+            if col not in gdf:
+                gdf[col] = pd.Series(dtype="float64")
+    gdf = gdf.reset_index(drop=True)
+    # Old layouts may lack street_code; the community's parent is the same street.
+    gdf["street_code"] = gdf["street_code"].fillna(gdf["community_code"].map(street_of_community))
+    grid_geojson = to_geojson(gdf, id_column="grid_code")
+    layer_geojson = {
+        "grids": json.dumps(grid_geojson, separators=(",", ":")),
+        "streets": json.dumps(to_geojson(streets, id_column="code"), separators=(",", ":")),
+        "communities": json.dumps(to_geojson(communities, id_column="code"), separators=(",", ":")),
+    }
+    area_bounds = {code: tuple(float(v) for v in geom.bounds)
+                   for code, geom in zip(areas["code"], areas.geometry, strict=True) if not geom.is_empty}
+    cols = ["code", "name", "name_en", "parent_code", "label"]
+    return AppContext(
+        settings=settings,
+        store=store,
+        layout_id=layout_id,
+        district_name=_district_name(store.meta()),
+        grids=pd.DataFrame(gdf[_GRID_ATTRS]),
+        grid_geojson=grid_geojson,
+        layer_geojson=layer_geojson,
+        streets=pd.DataFrame(streets[cols]).reset_index(drop=True),
+        communities=pd.DataFrame(communities[cols]).reset_index(drop=True),
+        area_bounds=area_bounds,  # type: ignore[arg-type]
+        bounds=store.district_bounds(),
+        categories=store.categories(),
+        time_range=store.incident_time_range(),
+        grid_features={f["id"]: f for f in grid_geojson["features"]},
+    )
+
+
+def _district_name(meta: dict[str, str]) -> str:
+    return bilingual(meta.get("district_name"), meta.get("district_name_en"))
+
+
+def set_context(ctx: AppContext) -> None:
+    """Install the context that pages and callbacks of this process use."""
+    global _CONTEXT
+    _CONTEXT = ctx
+
+
+def get_context() -> AppContext:
+    """The context installed by ``create_app``.
+
+    Raises
+    ------
+    RuntimeError
+        When no app has been created in this process.
+    """
+    if _CONTEXT is None:
+        raise RuntimeError("no dashboard context: build the app with dashboards.app.create_app(settings) first")
+    return _CONTEXT
