@@ -69,8 +69,9 @@ def ingest(
                                                       help="CSV of (source value, our code).")] = None,
     other: Annotated[str | None, typer.Option(help="Category code for types nothing else matches; without "
                                               "it they are rejected.")] = None,
-    source: Annotated[str | None, typer.Option(help="Source label stored with each row (default: file "
-                                               "name or the preset's).")] = None,
+    source: Annotated[str | None, typer.Option(help="Source label stored with each row; external ids are "
+                                               "unique per source (default: the file's source column, else "
+                                               "the preset's, else 'import').")] = None,
     json_out: JsonOption = False,
 ) -> None:
     """Import incidents with validation; rejected rows are kept with a reason."""
@@ -85,7 +86,8 @@ def ingest(
     if json_out:
         _print_json(result.to_dict())
         return
-    console.print(result.summary())
+    # Plain text: the summary quotes values from the file, and "[...]" in them must not be read as markup.
+    console.print(result.summary(), markup=False, highlight=False)
 
 
 @app.command()

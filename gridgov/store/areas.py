@@ -5,7 +5,7 @@ from __future__ import annotations
 import geopandas as gpd
 import pandas as pd
 
-from gridgov.store.connection import Connection, geo_arrow
+from gridgov.store.connection import Connection, first_row, geo_arrow
 
 
 class AreasMixin(Connection):
@@ -80,10 +80,10 @@ class AreasMixin(Connection):
 
     def district_bounds(self) -> tuple[float, float, float, float] | None:
         """``(min_lon, min_lat, max_lon, max_lat)`` of all admin areas, or None when there are none."""
-        row = self.con.execute(
+        row = first_row(self.con.execute(
             "SELECT min(ST_XMin(geom)), min(ST_YMin(geom)), max(ST_XMax(geom)), max(ST_YMax(geom)) "
             "FROM admin_area"
-        ).fetchone()
+        ))
         if row is None or row[0] is None:
             return None
         return (float(row[0]), float(row[1]), float(row[2]), float(row[3]))

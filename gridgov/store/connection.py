@@ -22,6 +22,16 @@ from gridgov.errors import ExtensionMissingError, SchemaVersionError, StoreBusyE
 _MIGRATION_NAME = re.compile(r"^(\d{3})_([a-z0-9_]+)\.sql$")
 
 
+def first_row(result: duckdb.DuckDBPyConnection) -> tuple[Any, ...] | None:
+    """The first row of a query result, read to its end.
+
+    Never ``fetchone()``: in DuckDB 1.4 a half-read result keeps a scan lock on its table, and the automatic
+    checkpoint after a large commit on another cursor then waits forever (duckdb-python#182, fixed in 1.5).
+    """
+    rows = result.fetchall()
+    return rows[0] if rows else None
+
+
 def _extension_directory() -> str:
     try:
         import duckdb_ext  # type: ignore[import-not-found]
@@ -160,12 +170,12 @@ class Connection:
     @property
     def schema_version(self) -> int:
         """Highest migration applied to the file (0 for a new file)."""
-        exists = self._con.execute(
+        exists = first_row(self._con.execute(
             "SELECT count(*) FROM information_schema.tables WHERE table_name = 'schema_version'"
-        ).fetchone()
+        ))
         if not exists or not exists[0]:
             return 0
-        row = self._con.execute("SELECT coalesce(max(version), 0) FROM schema_version").fetchone()
+        row = first_row(self._con.execute("SELECT coalesce(max(version), 0) FROM schema_version"))
         return int(row[0]) if row else 0
 
     # -- helpers shared by the query modules -----------------------------------------------------------------

@@ -11,7 +11,7 @@ import pandas as pd
 import pyarrow as pa
 
 from gridgov.incidents import OPEN_STATUSES
-from gridgov.store.connection import Connection
+from gridgov.store.connection import Connection, first_row
 
 INCIDENT_COLUMNS: tuple[str, ...] = (
     "source", "external_id", "category_code", "reported_at", "due_at", "status", "dispatched_at", "handled_at",
@@ -77,7 +77,7 @@ class IncidentsMixin(Connection):
         def _write(tx: duckdb.DuckDBPyConnection) -> None:
             # Ids are numbered here, in input order, rather than by row_number() in SQL: DuckDB does not promise
             # to keep the scan order of a registered table.
-            row = tx.execute("SELECT coalesce(max(incident_id), 0) FROM incident").fetchone()
+            row = first_row(tx.execute("SELECT coalesce(max(incident_id), 0) FROM incident"))
             first = int(row[0]) + 1 if row else 1
             ids = pa.array(np.arange(first, first + table.num_rows, dtype=np.int64))
             tx.register("_inc", table.add_column(0, "incident_id", ids))
@@ -184,7 +184,7 @@ class IncidentsMixin(Connection):
 
     def incident_time_range(self) -> tuple[datetime, datetime] | None:
         """Earliest and latest report time, or None without incidents."""
-        row = self.con.execute("SELECT min(reported_at), max(reported_at) FROM incident").fetchone()
+        row = first_row(self.con.execute("SELECT min(reported_at), max(reported_at) FROM incident"))
         if row is None or row[0] is None:
             return None
         return (row[0], row[1])
@@ -193,7 +193,11 @@ class IncidentsMixin(Connection):
         """Counts for ``gridgov info``."""
         con = self.con
         levels = dict(con.execute("SELECT level, count(*) FROM admin_area GROUP BY level").fetchall())
-        one = lambda sql, p=None: con.execute(sql, p or []).fetchone()[0]  # noqa: E731
+
+        def one(sql: str, params: list[Any] | None = None) -> Any:
+            row = first_row(con.execute(sql, params or []))
+            return row[0] if row else 0
+
         return {
             "admin_areas": {lvl: int(levels.get(lvl, 0)) for lvl in ("district", "street", "community")},
             "units": int(one("SELECT count(*) FROM unit")),

@@ -11,7 +11,7 @@ import pandas as pd
 import pyarrow as pa
 
 from gridgov.errors import StoreError
-from gridgov.store.connection import Connection, geo_arrow
+from gridgov.store.connection import Connection, first_row, geo_arrow
 
 _GRID_COLUMNS = ["grid_code", "community_code", "street_code", "n_units", "area_m2", "households", "population"]
 
@@ -48,9 +48,9 @@ class LayoutsMixin(Connection):
         mapping = pa.Table.from_pandas(pd.DataFrame(unit_grid[["unit_id", "grid_code"]]), preserve_index=False)
         grid_table = geo_arrow(grids, _GRID_COLUMNS)
         with self.transaction() as con:
-            if con.execute("SELECT 1 FROM layout WHERE name = ?", [name]).fetchone():
+            if first_row(con.execute("SELECT 1 FROM layout WHERE name = ?", [name])):
                 raise StoreError(f"a layout named {name!r} already exists; choose another name")
-            row = con.execute("SELECT coalesce(max(layout_id), 0) + 1 FROM layout").fetchone()
+            row = first_row(con.execute("SELECT coalesce(max(layout_id), 0) + 1 FROM layout"))
             layout_id = int(row[0]) if row else 1
             if status == "current":
                 con.execute("UPDATE layout SET status = 'archived' WHERE status = 'current'")
@@ -82,12 +82,12 @@ class LayoutsMixin(Connection):
 
     def current_layout_id(self) -> int | None:
         """The ``layout_id`` of the current layout, or None before the first one."""
-        row = self.con.execute("SELECT layout_id FROM layout WHERE status = 'current'").fetchone()
+        row = first_row(self.con.execute("SELECT layout_id FROM layout WHERE status = 'current'"))
         return int(row[0]) if row else None
 
     def layout_id(self, name: str) -> int:
         """The ``layout_id`` of a layout by name."""
-        row = self.con.execute("SELECT layout_id FROM layout WHERE name = ?", [name]).fetchone()
+        row = first_row(self.con.execute("SELECT layout_id FROM layout WHERE name = ?", [name]))
         if not row:
             raise StoreError(f"no layout named {name!r}; `gridgov scenarios` lists them")
         return int(row[0])

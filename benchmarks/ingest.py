@@ -1,0 +1,211 @@
+"""Import benchmark: a 1 M-row incident CSV into a district of ~1,000 square units.
+
+Each step runs in its own Python process so that its peak RSS (``ru_maxrss``) is its own. Baselines in the same run:
+
+* ``pyarrow_read_all`` — ``pyarrow.csv.read_csv`` of the whole file as text columns: the floor for parsing, with the
+  whole file in memory and no validation or writes.
+* ``pandas_read_all`` — ``pandas.read_csv(dtype=str)`` of the whole file: what a naive importer starts with.
+* ``gridgov_ingest`` — :func:`gridgov.ingest.ingest_file`: chunked parse, validation, unit lookup, due times, dedupe
+  and one transaction of Arrow inserts.
+* ``gridgov_reimport`` — the same file again (content hash hit: nothing is written).
+* ``gridgov_ingest`` again on a file of a quarter of the rows, into a fresh store: with bounded memory its peak
+  RSS is close to the full file's.
+
+Usage::
+
+    python benchmarks/ingest.py [--rows 1000000] [--workdir DIR] [--keep]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+UTM = "EPSG:32651"
+X0, Y0, SIZE, SIDE = 350_000.0, 3_455_000.0, 100.0, 32  # 32 x 32 = 1,024 units of 100 m
+CHUNK = 100_000
+
+
+def _peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # Linux reports KiB
+
+
+def build_store(db: Path) -> None:
+    """A store with 1,024 square 100 m units (one community) and the shipped categories."""
+    import geopandas as gpd
+    from shapely.geometry import box
+
+    from gridgov.incidents import load_categories
+    from gridgov.store import Store
+
+    ids = np.arange(1, SIDE * SIDE + 1)
+    row, col = np.divmod(ids - 1, SIDE)
+    geoms = [box(X0 + c * SIZE, Y0 + r * SIZE, X0 + (c + 1) * SIZE, Y0 + (r + 1) * SIZE)
+             for r, c in zip(row, col, strict=True)]
+    units = gpd.GeoDataFrame({"unit_id": ids, "community_code": "990100001001", "land_use": "residential",
+                              "area_m2": SIZE * SIZE, "households": 50, "population": 150},
+                             geometry=geoms, crs=UTM).to_crs(4326)
+    with Store(db) as store:
+        store.write_categories(load_categories())
+        store.write_units(units)
+
+
+def generate_csv(path: Path, rows: int, seed: int = 0) -> None:
+    """Write a realistic-ish hotline export in chunks (about 1.5 % of rows are bad in some way)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.csv as pcsv
+    from pyproj import Transformer
+
+    from gridgov.incidents import load_categories
+
+    rng = np.random.default_rng(seed)
+    cats = load_categories()
+    names = np.concatenate([cats["code"].to_numpy(), cats["name_zh"].to_numpy(), cats["name_en"].to_numpy()])
+    statuses = np.array(["closed", "办结", "处置中", "dispatched", "reported", "Closed", ""])
+    to_lonlat = Transformer.from_crs(UTM, "EPSG:4326", always_xy=True)
+    start = np.datetime64("2025-01-01T00:00:00", "s")
+    writer = None
+    for first in range(0, rows, CHUNK):
+        n = min(CHUNK, rows - first)
+        x = X0 + rng.uniform(0, SIDE * SIZE, n)
+        y = Y0 + rng.uniform(0, SIDE * SIZE, n)
+        outside = rng.random(n) < 0.01
+        x[outside] += 10_000.0
+        lon, lat = to_lonlat.transform(x, y)
+        reported = start + rng.integers(0, 365 * 86_400, n).astype("timedelta64[s]")
+        closed = reported + rng.integers(600, 10 * 86_400, n).astype("timedelta64[s]")
+        status = statuses[rng.integers(0, len(statuses), n)]
+        is_closed = np.isin(status, ["closed", "办结", "Closed", ""])
+        ids = np.array([f"SH{first + i:08d}" for i in range(n)], dtype=object)
+        dup = rng.random(n) < 0.003
+        ids[dup] = [f"SH{max(first + i - 7, 0):08d}" for i in np.flatnonzero(dup)]
+        category = names[rng.integers(0, len(names), n)].astype(object)
+        category[rng.random(n) < 0.002] = "未知类别"
+        rep_text = pc.strftime(pa.array(reported), format="%Y-%m-%d %H:%M:%S").to_numpy(zero_copy_only=False)
+        rep_text[rng.random(n) < 0.005] = "not a time"
+        closed_text = pc.strftime(pa.array(closed), format="%Y-%m-%d %H:%M:%S").to_numpy(zero_copy_only=False)
+        table = pa.table({
+            "external_id": pa.array(ids, pa.string()),
+            "reported_at": pa.array(rep_text, pa.string()),
+            "category": pa.array(category, pa.string()),
+            "lon": pa.array(np.round(lon, 7)),
+            "lat": pa.array(np.round(lat, 7)),
+            "status": pa.array(status, pa.string()),
+            "closed_at": pa.array(np.where(is_closed, closed_text, None), pa.string()),
+            "description": pa.array([f"市民反映第{first + i}号问题, 请尽快处理" for i in range(n)], pa.string()),
+            "address": pa.array([f"示范路{(first + i) % 997}号" for i in range(n)], pa.string()),
+        })
+        if writer is None:
+            writer = pcsv.CSVWriter(str(path), table.schema)
+        writer.write_table(table)
+    if writer is not None:
+        writer.close()
+
+
+def _step(name: str, csv_path: Path, db: Path, rows: int) -> dict[str, Any]:
+    t0 = time.perf_counter()
+    out: dict[str, Any] = {"step": name}
+    if name == "generate":
+        generate_csv(csv_path, rows)
+    elif name == "build_store":
+        build_store(db)
+    elif name == "pyarrow_read_all":
+        import pyarrow as pa
+        import pyarrow.csv as pcsv
+
+        header = csv_path.open(encoding="utf-8").readline().strip().split(",")
+        header = [h.strip('"') for h in header]
+        table = pcsv.read_csv(csv_path, convert_options=pcsv.ConvertOptions(
+            column_types={h: pa.string() for h in header}))
+        out["rows"] = table.num_rows
+    elif name == "pandas_read_all":
+        import pandas as pd
+
+        out["rows"] = len(pd.read_csv(csv_path, dtype=str, keep_default_na=False))
+    elif name in ("gridgov_ingest", "gridgov_reimport"):
+        from gridgov.ingest import ingest_file
+        from gridgov.store import Store
+
+        with Store(db) as store:
+            result = ingest_file(store, csv_path, progress=sys.stderr.isatty())
+        out.update({k: v for k, v in result.to_dict().items() if k not in ("sample_rejects", "file", "sha256")})
+        out["rows"] = result.rows_in
+    else:
+        raise SystemExit(f"unknown step {name}")
+    # Ingest steps report the import's own wall time (ImportResult.seconds), without loading the libraries.
+    out["seconds"] = round(out.pop("seconds", None) or time.perf_counter() - t0, 2)
+    out["peak_rss_mb"] = round(_peak_rss_mb(), 1)
+    if out.get("rows"):
+        out["rows_per_s"] = round(out["rows"] / out["seconds"])
+    return out
+
+
+def _run_child(step: str, csv_path: Path, db: Path, rows: int) -> dict[str, Any]:
+    cmd = [sys.executable, __file__, "--child", step, "--csv", str(csv_path), "--db", str(db), "--rows", str(rows)]
+    proc = subprocess.run(cmd, stdout=subprocess.PIPE, text=True, check=True)
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    """Run every step and print a table (and the raw figures as JSON)."""
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--workdir", type=Path, default=None)
+    parser.add_argument("--keep", action="store_true", help="Keep the generated CSV and database.")
+    parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--csv", type=Path, default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--db", type=Path, default=None, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        print(json.dumps(_step(args.child, args.csv, args.db, args.rows), ensure_ascii=False))
+        return
+
+    work = args.workdir or Path(tempfile.mkdtemp(prefix="gridgov-bench-"))
+    work.mkdir(parents=True, exist_ok=True)
+    full_csv, full_db = work / f"incidents_{args.rows}.csv", work / "bench.duckdb"
+    quarter_csv, quarter_db = work / f"incidents_{args.rows // 4}.csv", work / "bench_quarter.duckdb"
+    for db in (full_db, quarter_db):
+        db.unlink(missing_ok=True)
+    plan = [
+        ("generate", full_csv, full_db, args.rows),
+        ("build_store", full_csv, full_db, args.rows),
+        ("build_store", quarter_csv, quarter_db, args.rows // 4),
+        ("pyarrow_read_all", full_csv, full_db, args.rows),
+        ("pandas_read_all", full_csv, full_db, args.rows),
+        ("gridgov_ingest", full_csv, full_db, args.rows),
+        ("gridgov_reimport", full_csv, full_db, args.rows),
+        ("generate", quarter_csv, quarter_db, args.rows // 4),
+        ("gridgov_ingest", quarter_csv, quarter_db, args.rows // 4),
+    ]
+    results = []
+    try:
+        for step, csv_path, db, rows in plan:
+            res = _run_child(step, csv_path, db, rows)
+            res["file_rows"] = rows
+            results.append(res)
+            rate = f"{res['rows_per_s']:>10,} rows/s" if "rows_per_s" in res else " " * 17
+            print(f"{step:<18} {rows:>10,} rows {res['seconds']:>8.2f} s {rate}  "
+                  f"peak RSS {res['peak_rss_mb']:>7.1f} MB", flush=True)
+        size_mb = full_csv.stat().st_size / 2**20
+        ing = next(r for r in results if r["step"] == "gridgov_ingest")
+        print(f"file {size_mb:.0f} MB, {args.rows:,} rows, {SIDE * SIDE} units; accepted {ing['accepted']:,}, "
+              f"rejected {ing['rejected']:,} {ing['rejected_by_reason']}")
+        print(json.dumps(results, ensure_ascii=False))
+    finally:
+        if not args.keep and args.workdir is None:
+            shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
