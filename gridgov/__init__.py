@@ -26,6 +26,8 @@ _EXPORTS: dict[str, str] = {
     "adjacency": "gridgov.units",
     "plan_layout": "gridgov.planning",
     "assign_grid_codes": "gridgov.codes",
+    "code_mapping": "gridgov.codes",
+    "reissue_codes": "gridgov.codes",
 }
 
 __all__ = ["__version__", *_EXPORTS]
