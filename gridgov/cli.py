@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -149,6 +151,136 @@ def serve(
     from gridgov.serve import run
 
     run(_settings(db).replace(port=port, host=host), demo_size=demo_size, debug=debug)
+
+
+# -- admin areas, units, layouts ------------------------------------------------------------------------------------
+
+areas_app = typer.Typer(no_args_is_help=True, help="Admin boundaries: district, streets, communities.")
+units_app = typer.Typer(no_args_is_help=True, help="Unit grids (about 100 m) covering the district.")
+export_app = typer.Typer(no_args_is_help=True, help="Write layouts to GIS files.")
+app.add_typer(areas_app, name="areas")
+app.add_typer(units_app, name="units")
+app.add_typer(export_app, name="export")
+
+
+@contextmanager
+def _progress(enabled: bool) -> Iterator[Callable[[str, float], None] | None]:
+    """A rich progress bar fed by ``progress(phase, fraction)`` callbacks (on stderr; none when disabled)."""
+    if not enabled:
+        yield None
+        return
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    with Progress(TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn(), console=err_console,
+                  transient=True) as bar:
+        task = bar.add_task("starting", total=1.0)
+
+        def update(phase: str, fraction: float) -> None:
+            bar.update(task, description=phase, completed=fraction)
+
+        yield update
+
+
+@areas_app.command("import")
+def areas_import(
+    file: Annotated[Path, typer.Argument(help="GeoJSON, GeoPackage, Shapefile or GeoParquet, any CRS.")],
+    level: Annotated[str, typer.Option(help="district, street or community.")],
+    db: DbOption = None,
+    code_col: Annotated[str | None, typer.Option("--code-col", help="Column of the area code.")] = None,
+    name_col: Annotated[str | None, typer.Option("--name-col", help="Column of the area name.")] = None,
+    parent_col: Annotated[str | None, typer.Option("--parent-col", help="Column of the parent's code; without it "
+                                                   "parents are inferred by containment.")] = None,
+    crs: Annotated[str | None, typer.Option(help="CRS of a file that carries none, e.g. 4326.")] = None,
+    json_out: JsonOption = False,
+) -> None:
+    """Load admin boundaries of one level (replacing that level); repairs, rejects, overlaps and gaps reported."""
+    from gridgov.areas import import_areas
+    from gridgov.store import Store
+
+    with Store(_settings(db).db_path) as store:
+        report = import_areas(store, file, level=level, code_col=code_col, name_col=name_col,
+                              parent_col=parent_col, crs=crs)
+    if json_out:
+        _print_json(report.to_dict())
+    else:
+        console.print(report.summary(), markup=False, highlight=False)
+
+
+@units_app.command("build")
+def units_build(
+    db: DbOption = None,
+    size: Annotated[float, typer.Option(help="Cell side in metres.")] = 100.0,
+    shape: Annotated[str, typer.Option(help="square or hex.")] = "square",
+    population: Annotated[Path | None, typer.Option(help="GIS layer whose counts are shared out to units.")] = None,
+    pop_col: Annotated[str | None, typer.Option("--pop-col", help="Column of --population to share out "
+                                                "('households' fills households).")] = None,
+    json_out: JsonOption = False,
+) -> None:
+    """Cover the stored district with unit grids and store them with their adjacency."""
+    from gridgov.regrid import build_store_units
+    from gridgov.store import Store
+
+    with Store(_settings(db).db_path) as store, _progress(not json_out) as progress:
+        out = build_store_units(store, size=size, shape=shape, population=population, pop_col=pop_col,
+                                progress=progress)
+    if json_out:
+        _print_json(out)
+    else:
+        console.print("[green]units built[/green]: " + ", ".join(f"{k} {v}" for k, v in out.items()))
+
+
+@app.command()
+def regrid(
+    name: Annotated[str, typer.Option(help="Name of the new layout.")],
+    db: DbOption = None,
+    n_grids: Annotated[int | None, typer.Option("--n-grids", help="Number of grids.")] = None,
+    households: Annotated[str | None, typer.Option(help="Households per grid as MIN-MAX, e.g. 300-500.")] = None,
+    weight: Annotated[str, typer.Option(help="demand or households.")] = "demand",
+    tolerance: Annotated[float, typer.Option(help="Largest grid load above the mean, as a share.")] = 0.10,
+    respect: Annotated[str, typer.Option(help="community, street or none: borders grids never cross.")] = "community",
+    minimal_change: Annotated[bool, typer.Option("--minimal-change", help="Start from the current layout and "
+                                                 "move as little as possible.")] = False,
+    seed: Annotated[int, typer.Option(help="Random seed of the planner.")] = 0,
+    json_out: JsonOption = False,
+) -> None:
+    """Plan a layout and save it as a scenario (the store's first layout becomes current); print its metrics."""
+    from gridgov.regrid import regrid as run_regrid
+    from gridgov.store import Store
+
+    with Store(_settings(db).db_path) as store, _progress(not json_out) as progress:
+        out = run_regrid(store, name=name, n_grids=n_grids, households=households, weight=weight,
+                         tolerance=tolerance, respect=respect, minimal_change=minimal_change, seed=seed,
+                         progress=progress)
+    if json_out:
+        _print_json(out)
+        return
+    table = Table("metric", "value")
+    for key, value in out.items():
+        table.add_row(key, f"{value:.3f}" if isinstance(value, float) else str(value))
+    console.print(table)
+
+
+@export_app.command("layout")
+def export_layout_cmd(
+    name: Annotated[str, typer.Argument(help="Layout name.")],
+    db: DbOption = None,
+    fmt: Annotated[str, typer.Option("--format", help="geojson, gpkg or parquet.")] = "geojson",
+    out: Annotated[Path | None, typer.Option("--out", help="Output file (default <name>.<ext> here).")] = None,
+    json_out: JsonOption = False,
+) -> None:
+    """Write a layout's grids with codes and figures, plus the old→new mapping CSV next to it."""
+    from gridgov.regrid import export_layout
+    from gridgov.store import Store
+
+    ext = {"geojson": "geojson", "gpkg": "gpkg", "parquet": "parquet"}.get(fmt, fmt)
+    path = out or Path(f"{name}.{ext}")
+    with Store(_settings(db).db_path, read_only=True) as store:
+        result = export_layout(store, name, path, fmt=fmt)
+    if json_out:
+        _print_json(result)
+    else:
+        console.print(f"[green]{result['n_grids']} grids written[/green] to {result['path']}"
+                      + (f"; mapping in {result['mapping']}" if result["mapping"] else ""))
 
 
 def main() -> None:

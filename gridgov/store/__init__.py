@@ -7,12 +7,13 @@ from __future__ import annotations
 
 from gridgov.store.areas import AreasMixin
 from gridgov.store.connection import Connection, latest_version, load_spatial, migrations
+from gridgov.store.graph import GraphMixin
 from gridgov.store.imports import ImportsMixin
 from gridgov.store.incidents import INCIDENT_COLUMNS, IncidentsMixin
 from gridgov.store.layouts import LayoutsMixin
 
 
-class Store(AreasMixin, LayoutsMixin, IncidentsMixin, ImportsMixin):
+class Store(AreasMixin, LayoutsMixin, IncidentsMixin, ImportsMixin, GraphMixin):
     """A gridgov database file.
 
     Parameters
