@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Hashable, Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Literal, Protocol
 
 import geopandas as gpd
@@ -241,6 +241,53 @@ def plan_layout(units: pd.DataFrame, *, graph: UnitGraph | None = None, n_grids:
     PlanCancelled
         When ``cancel`` was raised.
     """
+    kwargs: dict[str, Any] = {"graph": graph, "target": target, "weight": weight, "tolerance": tolerance,
+                              "respect": respect, "start": start, "incidents": incidents, "aim": aim, "seed": seed,
+                              "progress": progress, "cancel": cancel}
+    if not minimal_change:
+        return _plan(units, n_grids=n_grids, minimal_change=False, **kwargs)
+    # Local repair keeps most units where they are, but from a start far from balance it can end up moving more
+    # households than a fresh plan labelled to match the start. Minimal change must never move more, so both are
+    # made and the one that keeps more households in their grid wins.
+    kept: Plan | None = None
+    failure: InfeasiblePlan | None = None
+    try:
+        kept = _plan(units, n_grids=n_grids, minimal_change=True, **kwargs)
+    except InfeasiblePlan as exc:
+        failure = exc
+    count = n_grids
+    if count is None and target is None:
+        count = kept.metrics.n_grids if kept is not None else _start_count(start)
+    try:
+        fresh = _plan(units, n_grids=count, minimal_change=False, **kwargs)
+    except InfeasiblePlan:
+        if kept is None:
+            assert failure is not None
+            raise failure from None
+        return kept
+    if kept is not None and (kept.metrics.households_moved_share or 0.0) <= (fresh.metrics.households_moved_share
+                                                                               or 0.0):
+        return kept
+    params = {**fresh.params, "minimal_change": True,
+              "method": "fresh plan matched to the start (it moved fewer households than local repair)"}
+    return replace(fresh, params=params)
+
+
+def _start_count(start: GridLayout | pd.Series | Mapping[int, Hashable] | None) -> int:
+    if isinstance(start, GridLayout):
+        return len(start.grids)
+    if isinstance(start, pd.Series):
+        return int(start.nunique())
+    if start is None:
+        raise InputError("minimal_change needs the current layout as start", field="start")
+    return len(set(start.values()))
+
+
+def _plan(units: pd.DataFrame, *, graph: UnitGraph | None, n_grids: int | None, target: tuple[float, float] | None,
+          weight: str | ArrayLike, tolerance: float, respect: Respect,
+          start: GridLayout | pd.Series | Mapping[int, Hashable] | None, minimal_change: bool,
+          incidents: pd.Series | None, aim: float | None, seed: int, progress: Progress | None,
+          cancel: Cancel | None) -> Plan:
     t0 = time.perf_counter()
     mon = _Monitor(progress, cancel)
     mon.phase("prepare", 0.0, 0.05)
