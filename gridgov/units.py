@@ -72,6 +72,15 @@ def _polygon_parts(geoms: NDArray[np.object_]) -> tuple[NDArray[np.object_], NDA
     return parts[keep], index[keep].astype(np.int64)
 
 
+def _community_layer(communities: gpd.GeoDataFrame | None,
+                     crs: pyproj.CRS) -> tuple[NDArray[np.object_] | None, NDArray[np.object_] | None]:
+    """Valid community geometries in ``crs`` and their codes (both None without a community layer)."""
+    if communities is None:
+        return None, None
+    _check_gdf(communities, "communities")
+    return shapely.make_valid(communities.to_crs(crs).geometry.to_numpy()), _codes_of(communities)
+
+
 def _codes_of(communities: gpd.GeoDataFrame) -> NDArray[np.object_]:
     for col in ("code", "community_code"):
         if col in communities.columns:
@@ -144,12 +153,7 @@ def build_units(district: gpd.GeoDataFrame, *, size: float = 100.0, shape: Shape
         raise InputError("has no polygon area", field="district")
     cells, row, col = _lattice(shapely.bounds(boundary), size, shape)
 
-    comm_geoms: NDArray[np.object_] | None = None
-    comm_codes: NDArray[np.object_] | None = None
-    if communities is not None:
-        _check_gdf(communities, "communities")
-        comm_codes = _codes_of(communities)
-        comm_geoms = shapely.make_valid(communities.to_crs(crs).geometry.to_numpy())
+    comm_geoms, comm_codes = _community_layer(communities, crs)
 
     if split_at_communities and comm_geoms is not None:
         pieces_l, cell_l = [], []
@@ -233,12 +237,7 @@ def from_polygons(polygons: gpd.GeoDataFrame, *, district: gpd.GeoDataFrame | No
         raise InputError("hold no polygon area (inside the district)", field="polygons")
     _refuse_overlaps(pieces, src, polygons, id_column, max_overlap_m2)
 
-    comm_geoms: NDArray[np.object_] | None = None
-    comm_codes: NDArray[np.object_] | None = None
-    if communities is not None:
-        _check_gdf(communities, "communities")
-        comm_codes = _codes_of(communities)
-        comm_geoms = shapely.make_valid(communities.to_crs(crs).geometry.to_numpy())
+    comm_geoms, comm_codes = _community_layer(communities, crs)
     piece_comm = _majority_community(pieces, comm_geoms, comm_codes) if comm_geoms is not None else None
     groups = _merge_groups(pieces, threshold=min_area_m2, community=piece_comm, strict_community=False)
     geoms, first = _union_groups(pieces, groups)
