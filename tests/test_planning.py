@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import threading
 from functools import cache
+from unittest import mock
 
 import geopandas as gpd
 import numpy as np
@@ -26,6 +27,7 @@ from gridgov.planning import (
     share_out,
     share_out_bound,
 )
+from gridgov.planning import plan as plan_module
 from gridgov.units import UnitGraph, adjacency, build_units
 
 UTM = "EPSG:32651"
@@ -148,8 +150,10 @@ def test_plans_are_complete_contiguous_inside_communities_and_balanced(seed: int
     units, graph, _ = _district(seed, n_comm)
     n_grids = max(1, graph.n_units // per_grid)
     try:
-        plan = plan_layout(units, graph=graph, n_grids=n_grids, respect=respect,  # type: ignore[arg-type]
-                           tolerance=tolerance, seed=plan_seed)
+        # One check of the suggested tolerance per failure keeps 20 examples quick (checks are tested below).
+        with mock.patch.object(plan_module, "SUGGEST_SECONDS", 0.0):
+            plan = plan_layout(units, graph=graph, n_grids=n_grids, respect=respect,  # type: ignore[arg-type]
+                               tolerance=tolerance, seed=plan_seed)
     except InfeasiblePlan as err:
         assert err.reason in REASONS and str(err)
         if err.best is not None:
@@ -233,6 +237,9 @@ def test_a_unit_heavier_than_a_grid_is_named() -> None:
     assert isinstance(err, InfeasibleError) and err.reason == "heavy_unit" and err.units == (17,)
     ok = plan_layout(heavy, graph=graph, n_grids=err.n_grids[0], tolerance=0.1)
     assert ok.metrics.max_over_mean <= 1.1 + 1e-9
+    assert err.tolerance is not None
+    at_20 = plan_layout(heavy, graph=graph, n_grids=20, tolerance=err.tolerance)
+    assert at_20.metrics.max_over_mean <= 1 + err.tolerance + 1e-9
 
 
 def test_share_out_that_cannot_meet_the_tolerance_gives_the_bound_and_counts() -> None:
@@ -246,9 +253,15 @@ def test_share_out_that_cannot_meet_the_tolerance_gives_the_bound_and_counts() -
     with pytest.raises(InfeasiblePlan) as info:
         plan_layout(adj, graph=graph, n_grids=4, tolerance=0.05)
     err = info.value
-    assert err.reason == "share_out" and "smallest tolerance that works" in str(err)
-    assert err.tolerance == pytest.approx(0.25, abs=1e-6)
-    assert err.n_grids and all(isinstance(k, int) for k in err.n_grids)
+    assert err.reason == "share_out" and "no tolerance below 0.250 can work" in str(err)
+    # Suggestions are checked by planning them: the tolerance (at least the share-out bound 0.25) and the counts work.
+    assert err.tolerance is not None and err.tolerance >= 0.25 - 1e-6
+    assert err.best is not None and err.best.metrics.max_over_mean <= 1 + err.tolerance + 1e-9
+    assert plan_layout(adj, graph=graph, n_grids=4, tolerance=err.tolerance).metrics.max_over_mean <= (
+        1 + err.tolerance + 1e-9)
+    assert all(isinstance(k, int) for k in err.n_grids)
+    for k in err.n_grids:
+        assert plan_layout(adj, graph=graph, n_grids=k, tolerance=0.05).metrics.max_over_mean <= 1.05 + 1e-9
 
 
 def test_cut_off_piece_too_small_for_a_grid_suggests_a_link() -> None:

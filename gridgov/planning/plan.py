@@ -33,6 +33,11 @@ Respect = Literal["community", "none"]
 #: How far inside the tolerance the fresh planner aims by default (max/mean 1.03 when the tolerance allows it).
 DEFAULT_AIM = 0.03
 _SHOW = 5
+#: Time budget (seconds) for checking the tolerance and grid counts an infeasible count-mode request suggests; the
+#: first check always runs, later ones only while the budget allows another try as long as the last one.
+SUGGEST_SECONDS = 4.0
+_SUGGEST_TRIES = 8
+_SUGGEST_COUNTS = 2
 
 
 class PlanCancelled(GridgovError):
@@ -54,13 +59,19 @@ class InfeasiblePlan(InfeasibleError):
     units, communities
         The units or communities at fault.
     best
-        For ``not_reached``: the best plan found (meeting ``tolerance``).
+        The best plan found at the asked grid count, meeting ``tolerance`` (``not_reached``, and after checking
+        suggestions for ``share_out``, ``heavy_unit`` and ``island``).
+
+    In count mode the suggested tolerance and grid counts are checked by planning them (a bounded number of tries,
+    at most about :data:`SUGGEST_SECONDS`): only suggestions that produced a plan are given.
     """
 
     def __init__(self, message: str, *, reason: str, tolerance: float | None = None,
                  n_grids: tuple[int, ...] = (), units: tuple[int, ...] = (), communities: tuple[str, ...] = (),
-                 best: Plan | None = None) -> None:
+                 best: Plan | None = None, why: str | None = None) -> None:
         super().__init__(message)
+        #: The message's first part, why the request fails (without the suggestions).
+        self.why = why if why is not None else message
         self.reason = reason
         self.tolerance = tolerance
         self.n_grids = n_grids
@@ -244,6 +255,16 @@ def plan_layout(units: pd.DataFrame, *, graph: UnitGraph | None = None, n_grids:
     kwargs: dict[str, Any] = {"graph": graph, "target": target, "weight": weight, "tolerance": tolerance,
                               "respect": respect, "start": start, "incidents": incidents, "aim": aim, "seed": seed,
                               "progress": progress, "cancel": cancel}
+    try:
+        return _plan_either(units, n_grids=n_grids, minimal_change=minimal_change, kwargs=kwargs)
+    except InfeasiblePlan as exc:
+        if target is not None or n_grids is None or exc.reason not in _CHECKED:
+            raise
+        raise _checked_suggestions(exc, units, n_grids, minimal_change, kwargs) from None
+
+
+def _plan_either(units: pd.DataFrame, *, n_grids: int | None, minimal_change: bool, kwargs: dict[str, Any]) -> Plan:
+    target, start = kwargs["target"], kwargs["start"]
     if not minimal_change:
         return _plan(units, n_grids=n_grids, minimal_change=False, **kwargs)
     # Local repair keeps most units where they are, but from a start far from balance it can end up moving more
@@ -271,6 +292,108 @@ def plan_layout(units: pd.DataFrame, *, graph: UnitGraph | None = None, n_grids:
     params = {**fresh.params, "minimal_change": True,
               "method": "fresh plan matched to the start (it moved fewer households than local repair)"}
     return replace(fresh, params=params)
+
+
+_CHECKED = ("share_out", "heavy_unit", "island", "not_reached")
+
+
+def _checked_suggestions(exc: InfeasiblePlan, units: pd.DataFrame, k: int, minimal_change: bool,
+                         kwargs: dict[str, Any]) -> InfeasiblePlan:
+    """The same failure, with only suggestions that planning confirmed: a tolerance that works at ``k`` grids and
+    the nearest grid counts that work with the asked tolerance.
+
+    Share-out bounds, heavy units and islands give necessary conditions only; units too coarse for the bound make
+    such suggestions fail too. So each one is planned (same units, seed and mode) within a bounded number of tries
+    and :data:`SUGGEST_SECONDS`; what was not confirmed is not suggested.
+    """
+    t0 = time.perf_counter()
+    tol = float(kwargs["tolerance"])
+    req = _prepare(units, graph=kwargs["graph"], weight=kwargs["weight"], tolerance=tol, respect=kwargs["respect"],
+                   aim=kwargs["aim"], target=None, n_grids=None)
+    quiet = {**kwargs, "graph": req.graph, "progress": None}
+    tries = 0
+    last = 0.0
+
+    def attempt(count: int, tolerance: float) -> Plan | InfeasiblePlan | None:
+        nonlocal tries, last
+        spent = time.perf_counter() - t0
+        if tries >= _SUGGEST_TRIES or (tries and spent + last > SUGGEST_SECONDS):
+            return None
+        tries += 1
+        t = time.perf_counter()
+        try:
+            return _plan_either(units, n_grids=count, minimal_change=minimal_change,
+                                kwargs={**quiet, "tolerance": tolerance})
+        except InfeasiblePlan as err:
+            return err
+        finally:
+            last = time.perf_counter() - t
+
+    # The smallest tolerance that works at k grids: start from the known lower bound (or the best plan's figure)
+    # and raise it to what the best plan found reaches until a run meets it.
+    best = exc.best
+    ok_tol: float | None = None
+    want = exc.tolerance if exc.reason != "not_reached" else None
+    if best is not None:
+        want = max(want or 0.0, best.metrics.max_over_mean - 1)
+    for _ in range(3):
+        if want is None or not math.isfinite(want):
+            break
+        cand = max(math.ceil(want * 1000 - 1e-6) / 1000, tol + 0.001)
+        got = attempt(k, cand)
+        if isinstance(got, Plan):
+            ok_tol, best = cand, got
+            break
+        if got is None:
+            break
+        if got.best is not None and (best is None or got.best.metrics.max_over_mean < best.metrics.max_over_mean):
+            best = got.best
+        nxt = got.tolerance if got.tolerance is not None else None
+        if got.best is not None:
+            nxt = max(nxt or 0.0, got.best.metrics.max_over_mean - 1)
+        if nxt is None or nxt <= cand - 1e-12:
+            nxt = cand + 0.001
+        want = nxt
+
+    # Grid counts near k whose share-out, heaviest unit and units let a plan meet the asked tolerance.
+    part_w = np.array([req.w[p].sum() for p in req.parts])
+    part_n = np.array([p.size for p in req.parts])
+    options = feasible_counts(part_w, tolerance=tol, max_unit=float(req.w.max()),
+                              k_range=(len(req.parts), min(req.graph.n_units, 3 * k + 10)), max_grids=part_n)
+    tried: list[int] = []
+    works: list[int] = []
+    for c in sorted((c for c in options if c != k), key=lambda c: (abs(c - k), c)):
+        got = attempt(c, tol)
+        if got is None:
+            break
+        tried.append(c)
+        if isinstance(got, Plan):
+            works.append(c)
+            if len(works) >= _SUGGEST_COUNTS:
+                break
+
+    parts: list[str] = []
+    if ok_tol is not None and best is not None:
+        parts.append(f"at {k} grids a tolerance of {ok_tol:.3f} works (checked: the plan attached as .best reaches "
+                     f"max/mean {best.metrics.max_over_mean:.3f})")
+    elif best is not None:
+        ok_tol = best.metrics.max_over_mean - 1
+        parts.append(f"at {k} grids the best layout found reaches max/mean {best.metrics.max_over_mean:.3f} "
+                     f"(attached as .best), so it meets a tolerance of {math.ceil(ok_tol * 1000) / 1000:.3f}")
+    if works:
+        parts.append(f"grid counts that work with tolerance {tol:.4g} (checked by planning them): "
+                     f"{', '.join(map(str, sorted(works)))}")
+    elif tried:
+        parts.append(f"no grid count near {k} was found to meet tolerance {tol:.4g} (tried {', '.join(map(str, tried))}"
+                     f"{'' if len(tried) == len(options) - (k in options) else ' within the time allowed'})")
+    else:
+        parts.append(f"no other grid count meets tolerance {tol:.4g} by the share-out of grids to communities"
+                     if not options or options == [k] else "grid counts were not checked within the time allowed")
+    extra = " or split the heavy unit" if exc.reason == "heavy_unit" else (
+        " or join the cut-off units by a link" if exc.reason == "island" else "")
+    message = f"{exc.why}. What works: " + "; ".join(parts) + f"; or use smaller units{extra}"
+    return InfeasiblePlan(message, reason=exc.reason, tolerance=ok_tol, n_grids=tuple(works), units=exc.units,
+                          communities=exc.communities, best=best, why=exc.why)
 
 
 def _start_count(start: GridLayout | pd.Series | Mapping[int, Hashable] | None) -> int:
@@ -501,10 +624,11 @@ def _counts_for_total(req: _Request, part_w: NDArray[np.float64], part_n: NDArra
     if req.w[heavy] > cap + 1e-9:
         most = max(1, math.floor((1 + tol) * total / req.w[heavy] + 1e-9))
         need_tol = req.w[heavy] / mean - 1
+        why = (f"unit {ids[heavy]} alone weighs {req.w[heavy]:.4g} ({req.weight_name}), more than one grid may "
+               f"carry: {1 + tol:.2f} × the mean load {mean:.4g} = {cap:.4g}")
         raise InfeasiblePlan(
-            f"unit {ids[heavy]} alone weighs {req.w[heavy]:.4g} ({req.weight_name}), more than one grid may carry: "
-            f"{1 + tol:.2f} × the mean load {mean:.4g} = {cap:.4g}. Use at most {most} grids, a tolerance of at "
-            f"least {math.ceil(need_tol * 1000) / 1000:.3f}, or split the unit into smaller ones",
+            f"{why}. Use at most {most} grids, a tolerance of at "
+            f"least {math.ceil(need_tol * 1000) / 1000:.3f}, or split the unit into smaller ones", why=why,
             reason="heavy_unit", tolerance=need_tol, n_grids=(most,), units=(int(ids[heavy]),))
     small = [i for i in np.flatnonzero(req.island) if part_w[i] < (1 - tol) * mean - 1e-9]
     if small:
@@ -515,12 +639,15 @@ def _counts_for_total(req: _Request, part_w: NDArray[np.float64], part_n: NDArra
         count = f" ({len(small)} such pieces)" if len(small) > 1 else ""
         need_k = math.ceil((1 - tol) * total / part_w[i]) if part_w[i] > 0 else None
         more = f", or at least {need_k} grids" if need_k and need_k <= min(req.graph.n_units, 3 * k) else ""
+        why = (f"{req.part_names[i]} are cut off from the rest (no shared edge) and weigh {share:.0%} of a grid, too "
+               f"little for a grid of their own within tolerance {tol:g}{count}. Join them with a link for the "
+               f"bridge or ferry that serves them, e.g. graph.with_links([{desc}])")
         raise InfeasiblePlan(
             f"{req.part_names[i]} are cut off from the rest (no shared edge) and weigh {share:.0%} of a grid, too "
             f"little for a grid of their own within tolerance {tol:g}{count}. "
             f"Join them with a link for the bridge or ferry that serves them, e.g. "
             f"graph.with_links([{desc}]); or use a tolerance of at least {1 - share:.3f}{more}",
-            reason="island", tolerance=1 - share, n_grids=(need_k,) if need_k else (),
+            reason="island", tolerance=1 - share, why=why, n_grids=(need_k,) if need_k else (),
             units=tuple(int(u) for u in req.graph.unit_ids[p]))
     counts = share_out(part_w, k, max_grids=part_n)
     bound = share_out_bound(part_w, counts)
@@ -529,13 +656,17 @@ def _counts_for_total(req: _Request, part_w: NDArray[np.float64], part_n: NDArra
         options = feasible_counts(part_w, tolerance=tol, max_unit=float(req.w.max()),
                                   k_range=(n_parts, min(req.graph.n_units, 3 * k + 10)), max_grids=part_n)
         near = tuple(sorted(options, key=lambda c: (abs(c - k), c))[:2])
+        why = (f"{req.part_names[worst]} weighs {part_w[worst] / mean:.2f} grids' worth; cut into the "
+               f"{counts[worst]} grid(s) it gets when {k} grids are shared out to communities by weight, its grids "
+               f"average {bound:.3f} × the mean load, above 1 + tolerance = {1 + tol:.3f}. Whole grids cannot do "
+               f"better at {k} grids: no tolerance below {math.ceil((bound - 1) * 1000) / 1000:.3f} can work")
         alt = f"; grid counts that work with tolerance {tol:g}: {', '.join(map(str, sorted(near)))}" if near else ""
         raise InfeasiblePlan(
             f"{req.part_names[worst]} weighs {part_w[worst] / mean:.2f} grids' worth; cut into the {counts[worst]} "
             f"grid(s) it gets when {k} grids are shared out to communities by weight, its grids average "
             f"{bound:.3f} × the mean load, above 1 + tolerance = {1 + tol:.3f}. Whole grids cannot do better: the "
             f"smallest tolerance that works is {math.ceil((bound - 1) * 1000) / 1000:.3f}{alt}",
-            reason="share_out", tolerance=bound - 1, n_grids=near,
+            reason="share_out", tolerance=bound - 1, n_grids=near, why=why,
             communities=(str(req.comm[req.parts[worst][0]]),) if req.comm is not None else ())
     return counts
 
@@ -844,12 +975,15 @@ def _check_reached(req: _Request, plan: Plan, work: _engine.Work, specs: list[_e
         if loads.max() <= cap + 1e-9:
             return
         reached = m.max_over_mean - 1
+        why = (f"no layout with max/mean <= {1 + req.tolerance:.3f} was found (the best found reaches "
+               f"{m.max_over_mean:.3f}; the share-out allows {m.bound_max_over_mean:.3f}): units are too coarse for "
+               f"this tolerance here")
         raise InfeasiblePlan(
             f"no layout with max/mean <= {1 + req.tolerance:.3f} was found (the best found reaches "
             f"{m.max_over_mean:.3f}; the share-out allows {m.bound_max_over_mean:.3f}): units are too coarse for this "
             f"tolerance here. A tolerance of {math.ceil(reached * 1000) / 1000:.3f} works (the best plan, attached as "
             f".best, meets it), or use fewer grids or smaller units", reason="not_reached", tolerance=reached,
-            best=plan)
+            best=plan, why=why)
     lo, hi = req.target
     if loads.max() <= hi + 1e-9 and loads.min() >= lo - 1e-9:
         return
