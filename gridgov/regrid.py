@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import geopandas as gpd
-import numpy as np
 import pandas as pd
 import shapely
 
@@ -219,8 +218,8 @@ def regrid(store: Store, *, name: str, n_grids: int | None = None, households: s
         table["demand"] = unitlib.demand_weights(table, incident_hours=hours, weeks=weeks).to_numpy()
     plan_units = table
     plan_respect = "none" if respect == "none" else "community"
+    streets = store.admin_areas("community").set_index("code")["parent_code"]
     if respect == "street":
-        streets = store.admin_areas("community").set_index("code")["parent_code"]
         plan_units = table.assign(community_code=table["community_code"].map(streets).fillna(table["community_code"]))
 
     current_id = store.current_layout_id()
@@ -244,7 +243,6 @@ def regrid(store: Store, *, name: str, n_grids: int | None = None, households: s
     grids["community_code"] = grids["grid"].map(_majority_community(table, layout.unit_grid)).to_numpy()
     new_codes = _codes(grids, start, layout, table)
     grids["grid_code"] = grids["grid"].map(new_codes)
-    streets = store.admin_areas("community").set_index("code")["parent_code"]
     grids["street_code"] = grids["community_code"].map(streets)
     grids["households"] = grids["households"].astype("int64")
     grids["population"] = grids["population"].astype("int64")
@@ -264,11 +262,10 @@ def regrid(store: Store, *, name: str, n_grids: int | None = None, households: s
 def _codes(grids: gpd.GeoDataFrame, start: pd.Series | None, layout: GridLayout,
            table: pd.DataFrame) -> pd.Series:
     """15-digit code of each planner grid label: reissued against the current layout when one exists."""
-    reissue = getattr(grid_codes, "reissue_codes", None)
-    if start is not None and reissue is not None:
+    if start is not None:
         old = pd.DataFrame({"unit_id": start.index.to_numpy(), "grid_code": start.to_numpy()})
         new = pd.DataFrame({"unit_id": layout.unit_grid.index.to_numpy(), "grid_code": layout.unit_grid.to_numpy()})
-        out = reissue(old, new, grids, households=table.set_index("unit_id")["households"])
+        out = grid_codes.reissue_codes(old, new, grids, households=table.set_index("unit_id")["households"])
         return pd.Series(out.reindex(grids["grid"].to_numpy()).to_numpy(dtype=object), index=grids["grid"].to_numpy())
     fresh = grid_codes.assign_grid_codes(grids)
     return pd.Series(fresh.to_numpy(dtype=object), index=grids["grid"].to_numpy())
@@ -327,15 +324,4 @@ def export_layout(store: Store, name: str, path: Path | str, *, fmt: str) -> dic
 
 def _mapping(old: pd.DataFrame, new: pd.DataFrame, table: pd.DataFrame) -> pd.DataFrame:
     """Old → new grid mapping with each new grid's unit and household shares (each summing to 1 per new grid)."""
-    households = table.set_index("unit_id")["households"]
-    helper = getattr(grid_codes, "code_mapping", None)
-    if helper is not None:
-        return helper(old, new, households=households)  # type: ignore[no-any-return]
-    frame = pd.DataFrame({"old_grid": old.set_index("unit_id")["grid_code"].reindex(new["unit_id"]).to_numpy(),
-                          "new_grid": new["grid_code"].to_numpy(),
-                          "households": households.reindex(new["unit_id"]).fillna(0).to_numpy(), "units": 1})
-    agg = frame.groupby(["new_grid", "old_grid"], as_index=False)[["units", "households"]].sum()
-    tot_h = agg.groupby("new_grid")["households"].transform("sum")
-    agg["unit_share"] = agg["units"] / agg.groupby("new_grid")["units"].transform("sum")
-    agg["household_share"] = np.where(tot_h > 0, agg["households"] / tot_h.where(tot_h > 0, 1), agg["unit_share"])
-    return agg.sort_values(["new_grid", "old_grid"], ignore_index=True)
+    return grid_codes.code_mapping(old, new, households=table.set_index("unit_id")["households"])
