@@ -125,3 +125,14 @@ def build_tiny(path: Path) -> Store:
     inc["external_id"] = [f"T{i}" for i in range(1, len(inc) + 1)]
     store.insert_incidents(inc)
     return store
+
+
+def build_future_file(path: Path) -> Path:
+    """A database file that claims schema version 999, as a newer gridgov would write it."""
+    import duckdb
+
+    Store(path).close()
+    con = duckdb.connect(str(path))
+    con.execute("INSERT INTO schema_version VALUES (999, 'from_the_future', now())")
+    con.close()
+    return path

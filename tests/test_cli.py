@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 from gridgov.store import Store
+from tests.fixtures import build_future_file
 
 
 def gridgov(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -45,13 +46,7 @@ def test_db_defaults_to_env(tiny_store: Store, tmp_path: Path) -> None:
 
 
 def test_errors_are_one_line_with_exit_2(tmp_path: Path) -> None:
-    newer = tmp_path / "newer.duckdb"
-    Store(newer).close()
-    import duckdb
-
-    con = duckdb.connect(str(newer))
-    con.execute("INSERT INTO schema_version VALUES (999, 'future', now())")
-    con.close()
+    newer = build_future_file(tmp_path / "newer.duckdb")
     out = gridgov("info", "--db", str(newer))
     assert out.returncode == 2
     assert "error:" in out.stderr and "upgrade gridgov" in out.stderr

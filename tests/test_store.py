@@ -8,11 +8,11 @@ import textwrap
 import time
 from pathlib import Path
 
-import duckdb
 import pytest
 
 from gridgov.errors import SchemaVersionError, StoreBusyError, StoreError
 from gridgov.store import Store, connection, latest_version
+from tests.fixtures import build_future_file
 
 
 def test_new_file_is_migrated_to_latest(tmp_path: Path) -> None:
@@ -68,11 +68,7 @@ def test_failed_migration_leaves_file_at_previous_version(tmp_path: Path, monkey
 
 
 def test_newer_file_is_refused(tmp_path: Path) -> None:
-    path = tmp_path / "new.duckdb"
-    Store(path).close()
-    con = duckdb.connect(str(path))
-    con.execute("INSERT INTO schema_version VALUES (999, 'from_the_future', now())")
-    con.close()
+    path = build_future_file(tmp_path / "new.duckdb")
     with pytest.raises(SchemaVersionError, match="upgrade gridgov"):
         Store(path)
 

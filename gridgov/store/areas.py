@@ -2,10 +2,22 @@
 
 from __future__ import annotations
 
+import duckdb
 import geopandas as gpd
 import pandas as pd
 
 from gridgov.store.connection import Connection, first_row, geo_arrow
+
+
+def insert_units(con: duckdb.DuckDBPyConnection, units: gpd.GeoDataFrame) -> None:
+    """Append units (columns of ``AreasMixin.write_units``, EPSG:4326) inside the caller's transaction."""
+    table = geo_arrow(units, ["unit_id", "community_code", "land_use", "area_m2", "households", "population"])
+    con.register("_units", table)
+    con.execute(
+        "INSERT INTO unit SELECT unit_id, community_code, land_use, area_m2, households, population, "
+        "ST_GeomFromWKB(wkb) FROM _units ORDER BY unit_id"
+    )
+    con.unregister("_units")
 
 
 class AreasMixin(Connection):
@@ -54,16 +66,10 @@ class AreasMixin(Connection):
 
     def write_units(self, units: gpd.GeoDataFrame, *, replace: bool = False) -> None:
         """Store unit grids (columns ``unit_id, community_code, land_use, area_m2, households, population``)."""
-        table = geo_arrow(units, ["unit_id", "community_code", "land_use", "area_m2", "households", "population"])
         with self.transaction() as con:
             if replace:
                 con.execute("DELETE FROM unit")
-            con.register("_units", table)
-            con.execute(
-                "INSERT INTO unit SELECT unit_id, community_code, land_use, area_m2, households, population, "
-                "ST_GeomFromWKB(wkb) FROM _units ORDER BY unit_id"
-            )
-            con.unregister("_units")
+            insert_units(con, units)
 
     def units(self) -> gpd.GeoDataFrame:
         """All unit grids ordered by ``unit_id``."""

@@ -9,7 +9,8 @@ import geopandas as gpd
 import pandas as pd
 import pyarrow as pa
 
-from gridgov.store.connection import Connection, first_row, geo_arrow
+from gridgov.store.areas import insert_units
+from gridgov.store.connection import Connection, first_row
 
 _NODE_COLUMNS = ["unit_id", "x", "y", "area_m2", "perimeter_m"]
 _EDGE_COLUMNS = ["unit_a", "unit_b", "shared_m"]
@@ -69,15 +70,9 @@ class GraphMixin(Connection):
     def replace_units_and_graph(self, units: gpd.GeoDataFrame, nodes: pd.DataFrame, edges: pd.DataFrame, *,
                                 crs: str) -> None:
         """Replace the units and their graph in one transaction (columns as in ``write_units``, EPSG:4326)."""
-        table = geo_arrow(units, ["unit_id", "community_code", "land_use", "area_m2", "households", "population"])
         with self.transaction() as con:
             con.execute("DELETE FROM unit")
-            con.register("_units", table)
-            con.execute(
-                "INSERT INTO unit SELECT unit_id, community_code, land_use, area_m2, households, population, "
-                "ST_GeomFromWKB(wkb) FROM _units ORDER BY unit_id"
-            )
-            con.unregister("_units")
+            insert_units(con, units)
             self._write_graph(con, nodes, edges, crs)
 
     def unit_incident_counts(self, *, start: datetime | None = None, end: datetime | None = None) -> pd.DataFrame:
