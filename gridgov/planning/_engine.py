@@ -445,6 +445,118 @@ class Work:
             if not stuck or not progressed:
                 return
 
+    def lower_max(self, tick: Tick, rng: np.random.Generator, *, depth: int = 5, breadth: int = 6) -> None:
+        """Bring the heaviest grid down, again and again, until no chain of moves can.
+
+        The band lets a grid sit up to 1 % above its target, and heavy units can leave a grid stuck above it; since
+        max/mean is made of the heaviest grid alone, this last phase works on it directly. The heaviest grid gives a
+        boundary unit to a neighbour; when that neighbour then weighs as much as the old maximum, it passes a unit
+        on in turn (an ejection chain, at most ``depth`` moves), and the chain is kept only when it ends in a grid
+        with room, which may be one the chain passed through (a cyclic exchange: when units are heavy, often no
+        grid has room for a whole one). When no chain works, the grid and one neighbour are cut anew
+        (:meth:`_resplit`). Every grid stays connected and every grid touched ends below the old maximum, so each
+        kept change lowers the maximum or the number of grids at it.
+        """
+        for _ in range(20 * self.k):
+            top = max(self.load)
+            g = self.load.index(top)
+            limit = top - max(1e-6 * top, _EPS)
+            if not self._eject(g, limit, depth, breadth, {g}) and not self._resplit(g, limit, rng):
+                break
+            tick()
+        # The band is what compaction keeps: no grid may grow back over the maximum reached here.
+        top = max(self.load)
+        self.hi = [min(h, top) for h in self.hi]
+
+    def _eject(self, src: int, limit: float, depth: int, breadth: int, chain: set[int]) -> bool:
+        """Move a unit out of ``src`` so that it weighs at most ``limit``, pushing on along a chain while the
+        receiver is over; undo everything and return False when no chain works."""
+        need = self.load[src] - limit
+        options: list[tuple[int, float, float, int, int]] = []
+        for u in self.members[src]:
+            wu = self.w[u]
+            if wu < need - _EPS or self.load[src] - wu < self.floor[src] - _EPS:
+                continue
+            s = self.shared_by_grid(u)
+            own = s.get(src, 0.0)
+            for h, ln in s.items():
+                if h == src:
+                    continue
+                over = self.load[h] + wu - limit
+                if h in chain and over > 0:
+                    continue
+                # Chains that end here first (smallest unit that is enough), then the least overshoot to pass on;
+                # the better boundary breaks ties.
+                options.append((0, wu, -(ln - own), u, h) if over <= 0 else (1, over, -(ln - own), u, h))
+        options.sort()
+        tried = 0
+        for goes_on, _, _, u, h in options:
+            if tried >= breadth:
+                break
+            if goes_on and depth <= 1:
+                continue
+            if not self.can_leave(u):
+                continue
+            tried += 1
+            self.move(u, h)
+            if not goes_on or self._eject(h, limit, depth - 1, breadth, chain | {h}):
+                return True
+            self.move(u, src)
+            self.moves -= 2
+        return False
+
+    def _resplit(self, g: int, limit: float, rng: np.random.Generator, *, tries: int = 48) -> bool:
+        """Cut ``g`` and one neighbour anew so that both weigh at most ``limit``: connected pieces are grown from
+        random seeds along random directions (a straight cut cannot pass a unit's weight in small enough steps),
+        and of those that fit, the shortest cut is kept."""
+        for h in sorted(self.grid_neighbours(g), key=lambda h: (self.load[h], h)):
+            pool = self.members[g] | self.members[h]
+            total = self.load[g] + self.load[h]
+            least = total - limit
+            if least > limit:
+                continue
+            units = sorted(pool)
+            # A longer cut than today's (plus one unit side) would buy balance with ragged grids.
+            now_cut = sum(ln for u in self.members[g] for v, ln in zip(self.nbr[u], self.lens[u], strict=True)
+                          if self.assign[v] == h)
+            slack = max((ln for u in pool for ln in self.lens[u]), default=0.0)
+            best: tuple[float, frozenset[int]] | None = None
+            for _ in range(tries):
+                angle = rng.uniform(0.0, math.pi)
+                dx, dy = math.cos(angle), math.sin(angle)
+                seed = min(units, key=lambda u: self.x[u] * dx + self.y[u] * dy)
+                side = {seed}
+                weight = self.w[seed]
+                frontier = {v for v in self.nbr[seed] if v in pool}
+                while weight < least - _EPS and frontier:
+                    fit = [v for v in frontier if weight + self.w[v] <= limit + _EPS]
+                    if not fit:
+                        break
+                    v = min(fit, key=lambda v: self.x[v] * dx + self.y[v] * dy + rng.normal(0.0, 40.0))
+                    side.add(v)
+                    weight += self.w[v]
+                    frontier.discard(v)
+                    frontier.update(x for x in self.nbr[v] if x in pool and x not in side)
+                if not least - _EPS <= weight <= limit + _EPS or len(side) == len(pool):
+                    continue
+                rest = pool - side
+                if not self._connected_set(rest):
+                    continue
+                cut = sum(ln for u in side for v, ln in zip(self.nbr[u], self.lens[u], strict=True) if v in rest)
+                if cut <= now_cut + slack and (best is None or cut < best[0]):
+                    best = (cut, frozenset(side))
+            if best is None:
+                continue
+            side = best[1]
+            rest = pool - side
+            to_g = side if len(side & self.members[g]) >= len(rest & self.members[g]) else rest
+            for u in units:
+                want = g if u in to_g else h
+                if self.assign[u] != want:
+                    self.move(u, want)
+            return True
+        return False
+
     def diffuse(self, tick: Tick, *, rounds: int = 12, margin: float = 0.01) -> None:
         """Spread the excess of over-limit grids to grids with room along the flows that solve the grid graph's
         Laplacian system (the least-squares flow), moving boundary units edge by edge.

@@ -465,6 +465,10 @@ def _plan(units: pd.DataFrame, *, graph: UnitGraph | None, n_grids: int | None, 
         mon.phase("compact", 0.65, 0.95)
         work.compact(mon.tick, rng)
         work.balance(mon.tick, rng)
+        if len(req.parts) > 1:
+            # With borders respected the heaviest part's grids make max/mean: bring them down to its target.
+            work.lower_max(mon.tick, rng)
+            work.compact(mon.tick, rng, passes=2)
     mon.phase("finish", 0.95, 1.0)
     labels = np.asarray(work.assign, dtype=np.int64)
     layout, names = _label(req, labels, names, start_labels)
