@@ -283,6 +283,273 @@ def export_layout_cmd(
                       + (f"; mapping in {result['mapping']}" if result["mapping"] else ""))
 
 
+# -- grid workers, assignment, staffing -----------------------------------------------------------------------------
+
+workers_app = typer.Typer(no_args_is_help=True, help="The roster of grid workers: import, list, add, edit, deactivate.")
+app.add_typer(workers_app, name="workers")
+LayoutOption = Annotated[str | None, typer.Option("--layout", help="Layout name (default: the current layout).")]
+
+
+def _layout(store: Any, name: str | None) -> int:
+    from gridgov.errors import StoreError
+
+    if name:
+        return int(store.layout_id(name))
+    lid = store.current_layout_id()
+    if lid is None:
+        raise StoreError("the store has no current layout yet; build one with `gridgov demo` or `gridgov regrid`")
+    return int(lid)
+
+
+def _community_names(store: Any) -> dict[str, str]:
+    areas = store.admin_areas("community")
+    return dict(zip(areas["code"].astype(str), areas["name"].astype(str), strict=True))
+
+
+def _records(frame: Any) -> list[dict[str, Any]]:
+    """Rows as JSON-ready dicts (NaN as null)."""
+    return json.loads(frame.to_json(orient="records", force_ascii=False, double_precision=4))
+
+
+@workers_app.command("import")
+def workers_import(
+    file: Annotated[Path, typer.Argument(help="Roster CSV: id, name, phone, hours per week, base community, active.")],
+    db: DbOption = None,
+    json_out: JsonOption = False,
+) -> None:
+    """Import a roster CSV; bad rows are rejected with field and row, the same file twice changes nothing."""
+    from gridgov.store import Store
+    from gridgov.workers import import_roster
+
+    with Store(_settings(db).db_path) as store:
+        result = import_roster(store, file)
+    if json_out:
+        _print_json(result.to_dict())
+    else:
+        console.print(result.summary(), markup=False, highlight=False)
+
+
+@workers_app.command("list")
+def workers_list(
+    db: DbOption = None,
+    layout: LayoutOption = None,
+    inactive: Annotated[bool, typer.Option("--inactive/--active-only", help="Include inactive workers.")] = True,
+    json_out: JsonOption = False,
+) -> None:
+    """The roster with each worker's grids in the layout."""
+    from gridgov.store import Store
+
+    with Store(_settings(db).db_path, read_only=True) as store:
+        roster = store.workers()
+        lid = store.current_layout_id() if layout is None else store.layout_id(layout)
+        held = store.assignments(lid) if lid is not None else None
+    if not inactive:
+        roster = roster[roster["active"]]
+    grids: dict[str, list[str]] = {}
+    if held is not None:
+        for r in held.itertuples(index=False):
+            grids.setdefault(str(r.worker_id), []).append(f"{r.grid_code}{'' if r.role == 'primary' else ' (b)'}")
+    roster = roster.assign(grids=[", ".join(grids.get(str(w), [])) for w in roster["worker_id"]])
+    if json_out:
+        _print_json(_records(roster))
+        return
+    table = Table("id", "name", "phone", "h/week", "community", "active", "grids")
+    for r in roster.itertuples(index=False):
+        table.add_row(str(r.worker_id), str(r.name), str(r.phone or ""), f"{r.hours_per_week:g}",
+                      str(r.base_community or ""), "yes" if r.active else "no", r.grids)
+    console.print(table)
+
+
+@workers_app.command("add")
+def workers_add(
+    worker_id: Annotated[str, typer.Argument(help="New worker id.")],
+    name: Annotated[str, typer.Option(help="Full name.")],
+    hours: Annotated[float, typer.Option(help="Hours per week (> 0, <= 84).")],
+    db: DbOption = None,
+    phone: Annotated[str | None, typer.Option(help="Mobile or landline with area code.")] = None,
+    community: Annotated[str | None, typer.Option(help="Base community code.")] = None,
+    json_out: JsonOption = False,
+) -> None:
+    """Add a worker to the roster."""
+    from gridgov.store import Store
+    from gridgov.workers import add_worker
+
+    with Store(_settings(db).db_path) as store:
+        rec = add_worker(store, worker_id=worker_id, name=name, hours_per_week=hours, phone=phone,
+                         base_community=community)
+    if json_out:
+        _print_json(rec)
+    else:
+        console.print(f"[green]added[/green] {worker_id}", highlight=False)
+
+
+@workers_app.command("edit")
+def workers_edit(
+    worker_id: Annotated[str, typer.Argument(help="Worker id.")],
+    db: DbOption = None,
+    name: Annotated[str | None, typer.Option(help="Full name.")] = None,
+    hours: Annotated[float | None, typer.Option(help="Hours per week (> 0, <= 84).")] = None,
+    phone: Annotated[str | None, typer.Option(help="Phone; '' clears it.")] = None,
+    community: Annotated[str | None, typer.Option(help="Base community code; '' clears it.")] = None,
+    active: Annotated[bool | None, typer.Option("--active/--inactive", help="Mark active or inactive.",
+                                                show_default=False)] = None,
+    json_out: JsonOption = False,
+) -> None:
+    """Change a worker's name, hours, phone, community or active flag."""
+    from gridgov.store import Store
+    from gridgov.workers import edit_worker
+
+    with Store(_settings(db).db_path) as store:
+        rec = edit_worker(store, worker_id, name=name, hours_per_week=hours, phone=phone, base_community=community,
+                          active=active)
+    if json_out:
+        _print_json(rec)
+    else:
+        console.print(f"[green]updated[/green] {worker_id}", highlight=False)
+
+
+@workers_app.command("deactivate")
+def workers_deactivate(
+    worker_id: Annotated[str, typer.Argument(help="Worker id.")],
+    db: DbOption = None,
+    json_out: JsonOption = False,
+) -> None:
+    """Mark a worker inactive; their grids in the current layout are listed as needing a new primary."""
+    from gridgov.store import Store
+    from gridgov.workers import deactivate_worker
+
+    with Store(_settings(db).db_path) as store:
+        grids = deactivate_worker(store, worker_id)
+    if json_out:
+        _print_json({"worker_id": worker_id, "active": False, "grids_needing_primary": grids})
+        return
+    console.print(f"[green]deactivated[/green] {worker_id}", highlight=False)
+    if grids:
+        console.print(f"grids now without an active primary: {', '.join(grids)} (run `gridgov assign --auto` or "
+                      "set one on the staffing page)", markup=False, highlight=False)
+
+
+def _staffing_summary(rep: Any) -> dict[str, Any]:
+    out = rep.to_dict()
+    out["totals"] = {k: round(v, 2) for k, v in out["totals"].items()}
+    out["coverage"] = {k: (None if v != v else round(v, 4)) for k, v in out["coverage"].items()}
+    return out
+
+
+def _print_staffing_totals(rep: Any) -> None:
+    t, c = rep.totals, rep.coverage
+
+    def pct(v: float) -> str:
+        return "—" if v != v else f"{v:.1%}"
+
+    table = Table("what", "value")
+    table.add_row("grids", f"{t['grids']:.0f} (uncovered {t['uncovered']:.0f}, under {t['under']:.0f}, "
+                           f"ok {t['ok']:.0f}, over {t['over']:.0f})")
+    table.add_row("coverage", f"grids {pct(c['grids'])}, households {pct(c['households'])}, "
+                              f"incidents {pct(c['incidents'])}")
+    table.add_row("demand h/week", f"{t['demand_hours']:.1f}")
+    table.add_row("supply h/week", f"{t['supply_hours']:.1f}")
+    table.add_row("gap h/week", f"{t['gap_hours']:.1f} ({t['gap_fte']:.1f} FTE); surplus {t['surplus_hours']:.1f}")
+    table.add_row("overloaded workers", f"{t['overloaded_workers']:.0f}")
+    table.add_row("to hire", f"{rep.need.workers} worker(s), {rep.need.hours:.1f} h/week")
+    console.print(table)
+
+
+@app.command()
+def assign(
+    db: DbOption = None,
+    auto: Annotated[bool, typer.Option("--auto", help="Assign workers automatically (manual rows are kept) "
+                                       "and save.")] = False,
+    keep_auto: Annotated[bool, typer.Option("--keep-auto", help="With --auto: keep existing automatic rows and "
+                                            "only fill gaps.")] = False,
+    layout: LayoutOption = None,
+    seed: Annotated[int, typer.Option(help="Seed of the auto-assignment's tie-breaks.")] = 0,
+    json_out: JsonOption = False,
+) -> None:
+    """Show coverage and gap totals of a layout's assignments; with --auto, reassign automatically first."""
+    from gridgov.staffing import StaffingParams, report, store_demand
+    from gridgov.store import Store
+    from gridgov.workers import auto_assign
+
+    settings = _settings(db)
+    params = StaffingParams.from_settings(settings)
+    with Store(settings.db_path, read_only=not auto) as store:
+        lid = _layout(store, layout)
+        demand, counts = store_demand(store, lid, params=params, now=settings.clock())
+        roster = store.workers()
+        rows = store.assignments(lid)
+        result = None
+        if auto:
+            result = auto_assign(demand, roster, rows, store.grid_adjacency(lid), params, seed=seed,
+                                 keep_auto=keep_auto, community_names=_community_names(store))
+            store.write_assignments(lid, result.assignments)
+            rows = store.assignments(lid)
+        rep = report(demand, rows, roster, params, incidents=counts)
+    if json_out:
+        out = _staffing_summary(rep)
+        out["layout_id"] = lid
+        if result is not None:
+            out["auto"] = result.to_dict()
+        _print_json(out)
+        return
+    if result is not None:
+        for line in result.messages:
+            console.print(line, markup=False, highlight=False)
+    _print_staffing_totals(rep)
+
+
+_SORTS = {"gap": ("gap_hours", False), "share": ("gap_share", False), "code": ("grid_code", True),
+          "demand": ("demand_hours", False), "supply": ("supply_hours", False)}
+
+
+@app.command()
+def staffing(
+    db: DbOption = None,
+    layout: LayoutOption = None,
+    sort: Annotated[str, typer.Option(help="gap, share, code, demand or supply.")] = "code",
+    street: Annotated[str | None, typer.Option(help="Only the grids of this street code.")] = None,
+    window_days: Annotated[int | None, typer.Option("--window-days", help="Incident window ending now "
+                                                    "(default 91 or the [staffing] setting).")] = None,
+    json_out: JsonOption = False,
+) -> None:
+    """Per-grid staffing table: demand, supply, gap (hours and FTE), status and workers."""
+    from gridgov.errors import InputError
+    from gridgov.staffing import StaffingParams, staffing_report
+
+    if sort not in _SORTS:
+        raise InputError(f"must be one of {', '.join(_SORTS)}, got {sort!r}", field="--sort")
+    from gridgov.store import Store
+
+    settings = _settings(db)
+    params = StaffingParams.from_settings(settings, window_days=window_days)
+    with Store(settings.db_path, read_only=True) as store:
+        lid = _layout(store, layout)
+        rep = staffing_report(store, lid, params=params, now=settings.clock())
+    table = rep.table
+    if street:
+        table = table[table["street_code"] == street]
+        if table.empty:
+            raise InputError(f"no grid of layout {lid} lies in street {street!r}", field="--street")
+    col, asc = _SORTS[sort]
+    table = table.sort_values([col, "grid_code"], ascending=[asc, True], kind="stable")
+    cols = ["grid_code", "community_code", "street_code", "demand_hours", "incident_hours", "patrol_hours",
+            "visit_hours", "supply_hours", "gap_hours", "gap_fte", "gap_share", "status", "primary_id",
+            "primary_name", "backup_ids", "incidents"]
+    if json_out:
+        out = _staffing_summary(rep)
+        out["layout_id"] = lid
+        out["grids"] = _records(table[[c for c in cols if c in table.columns]])
+        _print_json(out)
+        return
+    t = Table("grid", "community", "demand h", "supply h", "gap h", "gap FTE", "status", "primary", "backups")
+    for r in table.itertuples(index=False):
+        t.add_row(r.grid_code, r.community_code, f"{r.demand_hours:.1f}", f"{r.supply_hours:.1f}",
+                  f"{r.gap_hours:+.1f}", f"{r.gap_fte:+.2f}", r.status,
+                  f"{r.primary_id} {r.primary_name}" if r.primary_id else "—", r.backup_ids or "")
+    console.print(t)
+    _print_staffing_totals(rep)
+
+
 def main() -> None:
     """Entry point of the ``gridgov`` console script: errors of ours print as one line, exit code 2."""
     try:

@@ -89,6 +89,9 @@ class Settings:
         A fixed clock for "open/overdue now"; ``None`` uses the wall clock.
     host, port
         Where the dashboard listens.
+    staffing
+        Parameters of the staffing model (TOML table ``[staffing]``), checked by
+        :class:`gridgov.staffing.StaffingParams`; what it leaves out keeps its default.
     """
 
     db_path: Path = DEFAULT_DB
@@ -98,6 +101,7 @@ class Settings:
     now: datetime | None = None
     host: str = "127.0.0.1"
     port: int = 8050
+    staffing: dict[str, Any] = field(default_factory=dict, hash=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "db_path", Path(self.db_path))
@@ -107,6 +111,10 @@ class Settings:
             raise InputError(f"must be > 0, got {self.standard_week_hours}", field="standard_week_hours")
         if not 0 < self.port < 65536:
             raise InputError(f"must be a TCP port 1-65535, got {self.port}", field="port")
+        if self.staffing:
+            from gridgov.staffing import StaffingParams
+
+            StaffingParams.from_mapping(dict(self.staffing))
 
     def clock(self) -> datetime:
         """The time the dashboard calls "now" (naive local time)."""

@@ -136,3 +136,36 @@ def build_future_file(path: Path) -> Path:
     con.execute("INSERT INTO schema_version VALUES (999, 'from_the_future', now())")
     con.close()
     return path
+
+
+# Roster for the tiny district (see tests/test_staffing.py for the figures worked out by hand):
+#   W1 2.8 h, community A: primary G1, backup G2      W2 2 h, community A: primary G2
+#   W3 1 h, community B: primary G3                   W4 40 h, inactive: primary G4 (so G4 is uncovered)
+#   W5 40 h, community B: a floater without grids
+TINY_ROSTER = [
+    # worker_id, name, phone, hours_per_week, base_community, active
+    ("W1", "Wang Fang", "13800000001", 2.8, COMM_A, True),
+    ("W2", "Li Na", "13800000002", 2.0, COMM_A, True),
+    ("W3", "Zhang Wei", "021-55550003", 1.0, COMM_B, True),
+    ("W4", "Liu Yang", None, 40.0, COMM_B, False),
+    ("W5", "Chen Jing", "13800000005", 40.0, COMM_B, True),
+]
+TINY_ASSIGNMENTS = [
+    # grid_code, worker_id, role, manual
+    ("G1", "W1", "primary", False),
+    ("G2", "W1", "backup", False),
+    ("G2", "W2", "primary", True),
+    ("G3", "W3", "primary", False),
+    ("G4", "W4", "primary", False),
+]
+
+
+def add_tiny_roster(store: Store) -> Store:
+    """Write :data:`TINY_ROSTER` and :data:`TINY_ASSIGNMENTS` (on the current layout) into a tiny store."""
+    store.write_workers(pd.DataFrame(TINY_ROSTER, columns=["worker_id", "name", "phone", "hours_per_week",
+                                                           "base_community", "active"]))
+    layout_id = store.current_layout_id()
+    assert layout_id is not None
+    store.write_assignments(layout_id, pd.DataFrame(TINY_ASSIGNMENTS,
+                                                    columns=["grid_code", "worker_id", "role", "manual"]))
+    return store

@@ -22,7 +22,8 @@ def test_new_file_is_migrated_to_latest(tmp_path: Path) -> None:
         tables = set(store.df("SELECT table_name FROM information_schema.tables")["table_name"])
     assert path.exists()
     for name in ("admin_area", "unit", "layout", "layout_unit", "layout_grid", "worker", "assignment", "category",
-                 "incident", "incident_event", "import_batch", "reject", "schema_version", "meta"):
+                 "incident", "incident_event", "import_batch", "reject", "schema_version", "meta", "roster_batch",
+                 "roster_reject"):
         assert name in tables
 
 

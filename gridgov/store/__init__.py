@@ -11,9 +11,10 @@ from gridgov.store.graph import GraphMixin
 from gridgov.store.imports import ImportsMixin
 from gridgov.store.incidents import INCIDENT_COLUMNS, IncidentsMixin
 from gridgov.store.layouts import LayoutsMixin
+from gridgov.store.workers import WORKER_COLUMNS, WorkersMixin
 
 
-class Store(AreasMixin, LayoutsMixin, IncidentsMixin, ImportsMixin, GraphMixin):
+class Store(AreasMixin, LayoutsMixin, IncidentsMixin, ImportsMixin, GraphMixin, WorkersMixin):
     """A gridgov database file.
 
     Parameters
@@ -32,4 +33,5 @@ class Store(AreasMixin, LayoutsMixin, IncidentsMixin, ImportsMixin, GraphMixin):
     """
 
 
-__all__ = ["INCIDENT_COLUMNS", "Connection", "Store", "latest_version", "load_spatial", "migrations"]
+__all__ = ["INCIDENT_COLUMNS", "WORKER_COLUMNS", "Connection", "Store", "latest_version", "load_spatial",
+           "migrations"]
