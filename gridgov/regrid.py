@@ -23,6 +23,7 @@ from gridgov.geo import WGS84, metric_crs_for
 from gridgov.planning import GridLayout, plan_layout
 
 if TYPE_CHECKING:
+    from gridgov.planning.plan import Cancel
     from gridgov.store import Store
 
 Progress = Callable[[str, float], None]
@@ -104,7 +105,7 @@ def build_store_units(store: Store, *, size: float = 100.0, shape: str = "square
 
 
 def unit_graph(store: Store) -> unitlib.UnitGraph:
-    """The stored unit graph; computed from the units and stored when missing or stale."""
+    """The stored unit graph; computed from the units (and stored, unless the store is read-only) when missing."""
     frames = store.unit_graph_frames()
     if frames is not None:
         nodes, edges, crs = frames
@@ -114,7 +115,8 @@ def unit_graph(store: Store) -> unitlib.UnitGraph:
         raise StoreError("the store has no units; build them with `gridgov units build`")
     metric = store.meta().get("metric_crs") or metric_crs_for(units)
     graph = unitlib.adjacency(units, metric_crs=metric)
-    store.write_unit_graph(graph.nodes(), graph.edges(), crs=str(metric))
+    if not store.read_only:  # a reader computes it for itself; the next writer stores it
+        store.write_unit_graph(graph.nodes(), graph.edges(), crs=str(metric))
     return graph
 
 
@@ -136,6 +138,15 @@ def _incident_hours(store: Store) -> tuple[pd.Series | None, float]:
     hours = counts["category_code"].map(minutes).to_numpy() * counts["n"].to_numpy() / 60.0
     per_unit = pd.Series(hours, index=counts["unit_id"].to_numpy()).groupby(level=0).sum()
     return per_unit.rename("incident_hours").rename_axis("unit_id"), DEMAND_WINDOW_DAYS / 7.0
+
+
+def unit_weights(store: Store) -> pd.DataFrame:
+    """The stored units (no geometry) with their ``demand`` weight: incident handling hours of the last 12 months
+    plus households (:func:`gridgov.units.demand_weights`), the weight ``regrid`` balances by default."""
+    table = store.unit_table()
+    hours, weeks = _incident_hours(store)
+    table["demand"] = unitlib.demand_weights(table, incident_hours=hours, weeks=weeks).to_numpy()
+    return table
 
 
 def _parse_range(households: str | tuple[float, float]) -> tuple[float, float]:
@@ -163,7 +174,7 @@ def _majority_community(units: pd.DataFrame, unit_grid: pd.Series) -> pd.Series:
 
 def regrid(store: Store, *, name: str, n_grids: int | None = None, households: str | tuple[float, float] | None = None,
            weight: str = "demand", tolerance: float = 0.10, respect: str = "community", minimal_change: bool = False,
-           seed: int = 0, progress: Progress | None = None) -> dict[str, Any]:
+           seed: int = 0, progress: Progress | None = None, cancel: Cancel | None = None) -> dict[str, Any]:
     """Plan a new layout of the stored units and save it; the first layout of a store becomes current.
 
     Parameters
@@ -188,6 +199,9 @@ def regrid(store: Store, *, name: str, n_grids: int | None = None, households: s
         Seed of the planner's random choices.
     progress
         ``progress(phase, fraction)`` callback.
+    cancel
+        A ``threading.Event`` (or a callable returning True) that stops planning with
+        :class:`gridgov.planning.PlanCancelled`; nothing is saved then.
 
     Returns
     -------
@@ -214,8 +228,7 @@ def regrid(store: Store, *, name: str, n_grids: int | None = None, households: s
         target = _parse_range(households)
         weight = "households"
     if weight == "demand":
-        hours, weeks = _incident_hours(store)
-        table["demand"] = unitlib.demand_weights(table, incident_hours=hours, weeks=weeks).to_numpy()
+        table["demand"] = unit_weights(store).set_index("unit_id")["demand"].reindex(table["unit_id"]).to_numpy()
     plan_units = table
     plan_respect = "none" if respect == "none" else "community"
     streets = store.admin_areas("community").set_index("code")["parent_code"]
@@ -236,7 +249,8 @@ def regrid(store: Store, *, name: str, n_grids: int | None = None, households: s
             incident_counts = counts.groupby("unit_id")["n"].sum()
     plan = plan_layout(plan_units, graph=graph, n_grids=n_grids, target=target, weight=weight,
                        tolerance=tolerance, respect=plan_respect, start=start,  # type: ignore[arg-type]
-                       minimal_change=minimal_change, incidents=incident_counts, seed=seed, progress=progress)
+                       minimal_change=minimal_change, incidents=incident_counts, seed=seed, progress=progress,
+                       cancel=cancel)
 
     layout: GridLayout = plan.layout
     grids = layout.dissolve(units_gdf)
@@ -299,9 +313,7 @@ def export_layout(store: Store, name: str, path: Path | str, *, fmt: str) -> dic
     layout_id = store.layout_id(name)
     grids = store.layout_grids(layout_id)
     lu = store.layout_units(layout_id)
-    table = store.unit_table()
-    hours, weeks = _incident_hours(store)
-    table["demand"] = unitlib.demand_weights(table, incident_hours=hours, weeks=weeks).to_numpy()
+    table = unit_weights(store)
     demand = table.set_index("unit_id")["demand"].groupby(lu.set_index("unit_id")["grid_code"]).sum()
     grids["demand"] = grids["grid_code"].map(demand).fillna(0.0).round(3).to_numpy()
     grids["layout"] = name

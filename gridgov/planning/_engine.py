@@ -53,7 +53,7 @@ class Part:
 
 def bisect(adj: sparse.csr_matrix, x: NDArray[np.float64], y: NDArray[np.float64], w: NDArray[np.float64],
            area: NDArray[np.float64], parts: list[Part], rng: np.random.Generator,
-           tick: Tick) -> NDArray[np.int64]:
+           tick: Tick, *, explore: bool = False) -> NDArray[np.int64]:
     """Grid index of every unit after cutting each part into its number of grids.
 
     Each region is cut in two by a straight line across it, at the point where the cumulative weight reaches
@@ -72,7 +72,7 @@ def bisect(adj: sparse.csr_matrix, x: NDArray[np.float64], y: NDArray[np.float64
                 next_grid += 1
                 continue
             k1 = k // 2
-            side = _split(adj, idx, x[idx], y[idx], w[idx], area[idx], k1, k - k1, rng)
+            side = _split(adj, idx, x[idx], y[idx], w[idx], area[idx], k1, k - k1, rng, explore=explore)
             tick()
             # B is pushed first so that A is cut next: grid numbers then follow the cuts through space.
             stack.append((idx[~side], k - k1))
@@ -82,8 +82,9 @@ def bisect(adj: sparse.csr_matrix, x: NDArray[np.float64], y: NDArray[np.float64
 
 def _split(adj: sparse.csr_matrix, idx: NDArray[np.int64], x: NDArray[np.float64], y: NDArray[np.float64],
            w: NDArray[np.float64], area: NDArray[np.float64], k1: int, k2: int,
-           rng: np.random.Generator, *, balance_first: bool = False) -> NDArray[np.bool_]:
-    """Side A (True) of the best straight cut of a region into weight shares ``k1 : k2``."""
+           rng: np.random.Generator, *, balance_first: bool = False, explore: bool = False) -> NDArray[np.bool_]:
+    """Side A (True) of the best straight cut of a region into weight shares ``k1 : k2`` (with ``explore``, a
+    random one of the good cuts)."""
     n = idx.size
     if n < k1 + k2:
         raise _SplitFailed(f"{n} units cannot make {k1 + k2} grids")
@@ -97,6 +98,8 @@ def _split(adj: sparse.csr_matrix, idx: NDArray[np.int64], x: NDArray[np.float64
     cov = np.cov(np.vstack([cx, cy]), aweights=area) if n > 2 else np.eye(2)
     _, vecs = np.linalg.eigh(cov)
     theta0 = math.atan2(vecs[1, -1], vecs[0, -1])
+    if explore:
+        theta0 += float(rng.uniform(0.0, math.pi))
     jitter = float(rng.uniform(-math.pi / 16, math.pi / 16))
     # Near the leaves one unit is a large share of a grid, so balance decides there and many directions are tried;
     # higher up any straight cut balances to a tiny share of a grid and the shortest one wins.
@@ -128,6 +131,12 @@ def _split(adj: sparse.csr_matrix, idx: NDArray[np.int64], x: NDArray[np.float64
         # shortest wins.
         candidates.append((err if err > even else 0.0, cut, j, side))
     candidates.sort(key=lambda c: (c[0], c[1], c[2]))
+    if explore:
+        # Any balanced cut up to 1.5 × the shortest, in random order.
+        shortest = min((c[1] for c in candidates if c[0] == candidates[0][0]), default=0.0)
+        good = [c for c in candidates if c[0] == candidates[0][0] and c[1] <= 1.5 * shortest + 1e-9]
+        rest = [c for c in candidates if not (c[0] == candidates[0][0] and c[1] <= 1.5 * shortest + 1e-9)]
+        candidates = [good[i] for i in rng.permutation(len(good))] + rest
     for *_, side in candidates:
         if _halves_connected(n, rows, cols, side):
             return side

@@ -197,7 +197,7 @@ def plan_layout(units: pd.DataFrame, *, graph: UnitGraph | None = None, n_grids:
                 tolerance: float = 0.10, respect: Respect = "community",
                 start: GridLayout | pd.Series | Mapping[int, Hashable] | None = None, minimal_change: bool = False,
                 incidents: pd.Series | None = None, aim: float | None = None, seed: int = 0,
-                progress: Progress | None = None, cancel: Cancel | None = None) -> Plan:
+                explore: bool = False, progress: Progress | None = None, cancel: Cancel | None = None) -> Plan:
     """Cut the units into responsibility grids: complete, contiguous, balanced and compact.
 
     Parameters
@@ -233,6 +233,10 @@ def plan_layout(units: pd.DataFrame, *, graph: UnitGraph | None = None, n_grids:
     seed
         Seed of the only random choices (tie-breaking cut directions and the order of compactness moves): the same
         inputs and seed give the same layout.
+    explore
+        Let the seed choose among more of the good cuts (random cut directions; any connected cut up to 1.5 × the
+        shortest): different seeds then give visibly different valid layouts, as when sampling the layouts the
+        engine can draw (:func:`gridgov.scenarios.outlier`). Off, the shortest cut near the principal axis wins.
     progress
         Called as ``progress(phase, fraction)`` between steps.
     cancel
@@ -254,7 +258,7 @@ def plan_layout(units: pd.DataFrame, *, graph: UnitGraph | None = None, n_grids:
     """
     kwargs: dict[str, Any] = {"graph": graph, "target": target, "weight": weight, "tolerance": tolerance,
                               "respect": respect, "start": start, "incidents": incidents, "aim": aim, "seed": seed,
-                              "progress": progress, "cancel": cancel}
+                              "explore": explore, "progress": progress, "cancel": cancel}
     try:
         return _plan_either(units, n_grids=n_grids, minimal_change=minimal_change, kwargs=kwargs)
     except InfeasiblePlan as exc:
@@ -410,7 +414,7 @@ def _plan(units: pd.DataFrame, *, graph: UnitGraph | None, n_grids: int | None, 
           weight: str | ArrayLike, tolerance: float, respect: Respect,
           start: GridLayout | pd.Series | Mapping[int, Hashable] | None, minimal_change: bool,
           incidents: pd.Series | None, aim: float | None, seed: int, progress: Progress | None,
-          cancel: Cancel | None) -> Plan:
+          cancel: Cancel | None, explore: bool = False) -> Plan:
     t0 = time.perf_counter()
     mon = _Monitor(progress, cancel)
     mon.phase("prepare", 0.0, 0.05)
@@ -448,7 +452,8 @@ def _plan(units: pd.DataFrame, *, graph: UnitGraph | None, n_grids: int | None, 
         assert start_labels is not None
         labels, names = _from_start(req, adj, start_labels, specs, rng)
     else:
-        labels = _engine.bisect(adj, req.graph.x, req.graph.y, req.w, req.graph.area_m2, specs, rng, mon.tick)
+        labels = _engine.bisect(adj, req.graph.x, req.graph.y, req.w, req.graph.area_m2, specs, rng, mon.tick,
+                                explore=explore)
         names = [None] * k
     work = _work(req, adj, labels, specs)
     work.adj = adj

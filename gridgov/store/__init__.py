@@ -11,10 +11,13 @@ from gridgov.store.graph import GraphMixin
 from gridgov.store.imports import ImportsMixin
 from gridgov.store.incidents import INCIDENT_COLUMNS, IncidentsMixin
 from gridgov.store.layouts import LayoutsMixin
+from gridgov.store.replay import ReplayMixin
+from gridgov.store.scenarios import ScenariosMixin
 from gridgov.store.workers import WORKER_COLUMNS, WorkersMixin
 
 
-class Store(AreasMixin, LayoutsMixin, IncidentsMixin, ImportsMixin, GraphMixin, WorkersMixin):
+class Store(AreasMixin, LayoutsMixin, IncidentsMixin, ImportsMixin, GraphMixin, WorkersMixin, ReplayMixin,
+            ScenariosMixin):
     """A gridgov database file.
 
     Parameters
