@@ -550,6 +550,210 @@ def staffing(
     _print_staffing_totals(rep)
 
 
+# -- scenarios, adoption, replay --------------------------------------------------------------------------------------
+
+scenarios_app = typer.Typer(help="Saved layouts: list, rename, delete, compare, and the outlier test.",
+                            invoke_without_command=True)
+app.add_typer(scenarios_app, name="scenarios")
+
+
+@scenarios_app.callback()
+def scenarios_list(ctx: typer.Context, db: DbOption = None, json_out: JsonOption = False) -> None:
+    """List the layouts (current, scenarios, archived) with their grid counts; subcommands act on them."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from gridgov.store import Store
+
+    with Store(_settings(db).db_path, read_only=True) as store:
+        layouts = store.layouts()
+    frame = layouts[["layout_id", "name", "status", "n_grids", "created_at", "parent_id"]]
+    if json_out:
+        _print_json({"layouts": _records(frame)})
+        return
+    table = Table("id", "name", "status", "grids", "created", "from")
+    for r in frame.itertuples(index=False):
+        table.add_row(str(r.layout_id), r.name, r.status, str(r.n_grids), str(r.created_at),
+                      "" if _missing(r.parent_id) else str(int(r.parent_id)))
+    console.print(table)
+
+
+@scenarios_app.command("rename")
+def scenarios_rename(old: Annotated[str, typer.Argument(help="Layout name.")],
+                     new: Annotated[str, typer.Argument(help="New name.")], db: DbOption = None) -> None:
+    """Rename a layout."""
+    from gridgov.store import Store
+
+    with Store(_settings(db).db_path) as store:
+        store.rename_layout(old, new)
+    console.print(f"renamed {old!r} to {new!r}")
+
+
+@scenarios_app.command("delete")
+def scenarios_delete(name: Annotated[str, typer.Argument(help="Scenario name.")], db: DbOption = None) -> None:
+    """Delete a scenario (current and archived layouts are kept)."""
+    from gridgov.store import Store
+
+    with Store(_settings(db).db_path) as store:
+        store.delete_layout(name)
+    console.print(f"deleted scenario {name!r}")
+
+
+def _household_range(value: str | None) -> tuple[float, float] | None:
+    if not value:
+        return None
+    from gridgov.regrid import _parse_range
+
+    return _parse_range(value)
+
+
+@scenarios_app.command("compare")
+def scenarios_compare(
+    a: Annotated[str, typer.Argument(help="First layout (e.g. the current one).")],
+    b: Annotated[str, typer.Argument(help="Second layout.")],
+    db: DbOption = None,
+    households: Annotated[str | None, typer.Option(help="The city's households per grid as MIN-MAX, to count "
+                                                   "grids outside it.")] = None,
+    json_out: JsonOption = False,
+) -> None:
+    """Compare two layouts: balance, households, compactness, what moves, staffing gap and replay forecast."""
+    from gridgov import replay, scenarios
+    from gridgov.staffing import StaffingParams
+    from gridgov.store import Store
+
+    settings = _settings(db)
+    rng = _household_range(households)
+    with Store(settings.db_path, read_only=True) as store:
+        now = settings.clock()
+        ida, idb = store.layout_id(a), store.layout_id(b)
+        params = StaffingParams.from_settings(settings)
+        model = replay.calibrate_store(store, now=now, calendar=settings.calendar).model
+        fa = scenarios.figures(store, ida, now=now, model=model, household_range=rng, params=params)
+        fb = scenarios.figures(store, idb, now=now, model=model, household_range=rng, params=params,
+                               reference_id=ida)
+    table = scenarios.compare(fa, fb)
+    if json_out:
+        _print_json({"a": a, "b": b, "rows": _records(table)})
+        return
+    out = Table("metric", a, b, "change")
+    for r in table.itertuples(index=False):
+        mark = {True: "[green]better[/green]", False: "[red]worse[/red]"}.get(r.better, "")
+        out.add_row(r.metric, _fmt(r.a), _fmt(r.b), f"{_fmt(r.change)} {mark}".strip())
+    console.print(out)
+
+
+def _missing(value: Any) -> bool:
+    import pandas as pd
+
+    return value is None or bool(pd.isna(value))
+
+
+def _fmt(value: Any) -> str:
+    if _missing(value):
+        return "—"
+    if isinstance(value, float):
+        return f"{value:.3f}"
+    return str(value)
+
+
+@scenarios_app.command("outlier")
+def scenarios_outlier(
+    db: DbOption = None,
+    layout: LayoutOption = None,
+    n: Annotated[int, typer.Option("--n", help="How many alternative layouts to draw.")] = 100,
+    seed: Annotated[int, typer.Option(help="First seed of the samples.")] = 0,
+    json_out: JsonOption = False,
+) -> None:
+    """Is this layout unusual? Place it among n layouts the grid engine draws at the same grid count."""
+    from gridgov.scenarios import outlier
+    from gridgov.store import Store
+
+    with Store(_settings(db).db_path, read_only=True) as store, _progress(not json_out) as progress:
+        res = outlier(store, _layout(store, layout), n=n, seed=seed, progress=progress)
+    out = {"balance_percentile": res.balance_percentile, "compactness_percentile": res.compactness_percentile,
+           "max_over_mean": res.layout_max_over_mean, "pp_median": res.layout_pp_median,
+           "samples": len(res.samples), "samples_max_over_mean_median": float(res.samples["max_over_mean"].median()),
+           "samples_pp_median_median": float(res.samples["pp_median"].median())}
+    if json_out:
+        _print_json(out)
+        return
+    console.print(f"max/mean {res.layout_max_over_mean:.3f}: {res.balance_percentile:.0f} % of {len(res.samples)} "
+                  f"sampled layouts are at least as balanced (median {out['samples_max_over_mean_median']:.3f})")
+    console.print(f"Polsby–Popper median {res.layout_pp_median:.3f}: {res.compactness_percentile:.0f} % are at least "
+                  f"as compact (median {out['samples_pp_median_median']:.3f})")
+
+
+@app.command()
+def adopt(name: Annotated[str, typer.Argument(help="Scenario to make current (or an archived layout: undo).")],
+          db: DbOption = None, json_out: JsonOption = False) -> None:
+    """Make a scenario the current layout: codes re-issued, workers carried with their areas, old layout archived."""
+    from gridgov.scenarios import adopt as run_adopt
+    from gridgov.store import Store
+
+    with Store(_settings(db).db_path) as store:
+        res = run_adopt(store, name)
+        archived = (store.layouts().set_index("layout_id").loc[res.archived_id, "name"]
+                    if res.archived_id is not None else None)
+    out = {**res.summary(), "archived": archived}
+    if json_out:
+        _print_json(out)
+        return
+    verb = "restored" if res.restored else "adopted"
+    console.print(f"[green]{verb} {name!r}[/green]" + (f"; {archived!r} archived (adopt it to undo)" if archived
+                                                       else ""))
+    if not res.restored:
+        console.print(f"codes: {res.kept_codes} kept, {res.new_codes} new; {len(res.assignments)} assignments carried")
+    if res.review:
+        console.print(f"grids to review ({len(res.review)}): {', '.join(res.review[:12])}"
+                      + (" …" if len(res.review) > 12 else ""))
+    if res.without_area:
+        console.print(f"workers without an area now ({len(res.without_area)}): {', '.join(res.without_area[:12])}"
+                      + (" …" if len(res.without_area) > 12 else ""))
+
+
+@app.command("replay")
+def replay_cmd(
+    db: DbOption = None,
+    layout: LayoutOption = None,
+    months: Annotated[int, typer.Option(help="Months of history up to now.")] = 6,
+    json_out: JsonOption = False,
+) -> None:
+    """Replay past incidents on a layout: weekly workload per grid and the forecast on-time rate, with the model's
+    calibration error on the current layout."""
+    from gridgov import replay
+    from gridgov.store import Store
+
+    settings = _settings(db)
+    params = replay.ReplayParams(months=months)
+    with Store(settings.db_path, read_only=True) as store:
+        now = settings.clock()
+        cal = replay.calibrate_store(store, now=now, calendar=settings.calendar, params=params)
+        result = replay.replay_store(store, _layout(store, layout), now=now, model=cal.model,
+                                     calendar=settings.calendar, params=params)
+    calib = {"case_share": cal.model.case_share, "recorded": cal.recorded, "forecast": cal.forecast,
+             "error_points": cal.error_points, "grid_error_points": cal.grid_error_points, "cases": cal.cases,
+             "holdout_from": cal.holdout_period[0], "notes": cal.notes}
+    if json_out:
+        _print_json({"calibration": calib, "forecast_on_time": result.forecast_on_time,
+                     "recorded_on_time": result.recorded_on_time, "weeks": result.weeks,
+                     "seconds": result.seconds, "grids": _records(result.grids)})
+        return
+    t = Table("grid", "cases", "h/week mean", "h/week p90", "case hours", "forecast", "recorded", "set aside")
+    for r in result.grids.itertuples(index=False):
+        t.add_row(r.grid_code, str(r.cases), f"{r.weekly_hours_mean:.1f}", f"{r.weekly_hours_p90:.1f}",
+                  f"{r.capacity_hours:.0f}", _pct(r.forecast_on_time), _pct(r.recorded_on_time), str(r.set_aside))
+    console.print(t)
+    console.print(f"forecast on time {_pct(result.forecast_on_time)} (recorded {_pct(result.recorded_on_time)}); "
+                  f"calibration on the current layout: {cal.error_points:+.1f} points on the held-out stretch from "
+                  f"{cal.holdout_period[0]:%Y-%m-%d}"
+                  + (f", per grid {cal.grid_error_points:.1f}" if cal.grid_error_points is not None else ""))
+    for note in cal.notes:
+        console.print(f"note: {note}")
+
+
+def _pct(value: Any) -> str:
+    return "—" if _missing(value) else f"{value:.1%}"
+
+
 def main() -> None:
     """Entry point of the ``gridgov`` console script: errors of ours print as one line, exit code 2."""
     try:

@@ -61,6 +61,9 @@ _PHONE_STRIP = re.compile(r"[\s\-()]")
 #: and never gives a worker more than this many grids: a roster of many tiny backup roles helps nobody.
 _MIN_GAIN = 0.02
 _MAX_GRIDS = 4
+#: Nor more than this many backups to one grid: past that the grid needs its own hire (the messages say so), not a
+#: crowd of part-shares that no manager would recognise as a roster.
+_MAX_BACKUPS = 2
 _MAX_AREA_MESSAGES = 8
 
 
@@ -741,7 +744,7 @@ def auto_assign(table_or_demand: pd.DataFrame, roster: pd.DataFrame, assignments
         share = (d - plan.s) / np.where(d > 0, d, 1.0)
         for g in [int(x) for x in np.argsort(-share, kind="stable") if share[x] > params.band and d[x] > 0]:
             cur = plan.gs(g, plan.s[g])
-            if cur <= params.band:
+            if cur <= params.band or len(plan.on[g]) > _MAX_BACKUPS:  # the primary and _MAX_BACKUPS backups
                 continue
             best: tuple[float, int, int] | None = None  # (after, preference, worker)
             near = {v for nb in nbrs[g] for v in plan.on[nb]}
