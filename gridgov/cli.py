@@ -754,6 +754,61 @@ def _pct(value: Any) -> str:
     return "—" if _missing(value) else f"{value:.1%}"
 
 
+# -- users ----------------------------------------------------------------------------------------------------------
+
+user_app = typer.Typer(no_args_is_help=True, help="Dashboard users: managers, planners and grid workers.")
+app.add_typer(user_app, name="user")
+PasswordOption = Annotated[str, typer.Option(prompt=True, hide_input=True, confirmation_prompt=True,
+                                             help="Asked for when not given (at least 8 characters).")]
+
+
+@user_app.command("add")
+def user_add(
+    username: Annotated[str, typer.Argument(help="Login name.")],
+    role: Annotated[str, typer.Option(help="manager, planner or worker.")],
+    password: PasswordOption,
+    db: DbOption = None,
+    street: Annotated[str | None, typer.Option(help="A manager's street code (default: the whole district).")] = None,
+    worker: Annotated[str | None, typer.Option(help="A worker user's roster id.")] = None,
+) -> None:
+    """Add a user."""
+    from gridgov.auth import add_user
+    from gridgov.store import Store
+
+    with Store(_settings(db).db_path) as store:
+        user = add_user(store, username, password, role=role, street_code=street, worker_id=worker)
+    console.print(f"added {user.role} {user.username!r}")
+
+
+@user_app.command("passwd")
+def user_passwd(username: Annotated[str, typer.Argument(help="Login name.")], password: PasswordOption,
+                db: DbOption = None) -> None:
+    """Set a user's password (a demo password then stops counting as one)."""
+    from gridgov.auth import set_password
+    from gridgov.store import Store
+
+    with Store(_settings(db).db_path) as store:
+        set_password(store, username, password)
+    console.print(f"password of {username!r} changed")
+
+
+@user_app.command("list")
+def user_list(db: DbOption = None, json_out: JsonOption = False) -> None:
+    """List users with their role and scope (never their passwords)."""
+    from gridgov.store import Store
+
+    with Store(_settings(db).db_path, read_only=True) as store:
+        users = store.users()
+    if json_out:
+        _print_json({"users": _records(users)})
+        return
+    table = Table("user", "role", "street", "worker", "demo password")
+    for r in users.itertuples(index=False):
+        table.add_row(r.username, r.role, "" if _missing(r.street_code) else r.street_code,
+                      "" if _missing(r.worker_id) else r.worker_id, "yes" if r.demo_password else "")
+    console.print(table)
+
+
 def main() -> None:
     """Entry point of the ``gridgov`` console script: errors of ours print as one line, exit code 2."""
     try:

@@ -53,3 +53,7 @@ class StoreBusyError(StoreError):
 
 class InfeasibleError(GridgovError):
     """A planning request cannot be met; the message says why and what would work."""
+
+
+class AccessDenied(GridgovError):
+    """The signed-in user may not see or do this (or nobody is signed in)."""

@@ -13,11 +13,12 @@ from gridgov.store.incidents import INCIDENT_COLUMNS, IncidentsMixin
 from gridgov.store.layouts import LayoutsMixin
 from gridgov.store.replay import ReplayMixin
 from gridgov.store.scenarios import ScenariosMixin
+from gridgov.store.users import UsersMixin
 from gridgov.store.workers import WORKER_COLUMNS, WorkersMixin
 
 
 class Store(AreasMixin, LayoutsMixin, IncidentsMixin, ImportsMixin, GraphMixin, WorkersMixin, ReplayMixin,
-            ScenariosMixin):
+            ScenariosMixin, UsersMixin):
     """A gridgov database file.
 
     Parameters
