@@ -10,16 +10,24 @@ Each step runs in its own Python process so that its peak RSS (``ru_maxrss``) is
 * ``gridgov_reimport`` — the same file again (content hash hit: nothing is written).
 * ``gridgov_ingest`` again on a file of a quarter of the rows, into a fresh store: with bounded memory its peak
   RSS is close to the full file's.
+* ``ingest@REF`` (``--before REF``, default ``6ffbcf2``, the last revision before the speed work): the same full
+  file imported by the gridgov of a git revision (``git archive`` into a temporary folder; the working tree is not
+  touched), into a fresh store, so the before/after figures come from the same run on the same machine.
+
+Seconds are wall time; ``cpu_s`` is the process's CPU time (all its threads). On a shared machine wall time swings
+with the other load while CPU time holds steadier, so both are printed, with the load average before each step.
 
 Usage::
 
-    python benchmarks/ingest.py [--rows 1000000] [--workdir DIR] [--keep]
+    python benchmarks/ingest.py [--rows 1000000] [--before REF | --no-before] [--workdir DIR] [--keep]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import platform
 import resource
 import shutil
 import subprocess
@@ -34,6 +42,9 @@ import numpy as np
 UTM = "EPSG:32651"
 X0, Y0, SIZE, SIDE = 350_000.0, 3_455_000.0, 100.0, 32  # 32 x 32 = 1,024 units of 100 m
 CHUNK = 100_000
+#: The last revision of the importer before the speed work (pandas frames, DuckDB scratch tables, STRtree only).
+BEFORE_REF = "6ffbcf2"
+REPO = Path(__file__).resolve().parents[1]
 
 
 def _peak_rss_mb() -> float:
@@ -113,6 +124,11 @@ def generate_csv(path: Path, rows: int, seed: int = 0) -> None:
         writer.close()
 
 
+def _cpu_s() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
 def _step(name: str, csv_path: Path, db: Path, rows: int) -> dict[str, Any]:
     t0 = time.perf_counter()
     out: dict[str, Any] = {"step": name}
@@ -138,23 +154,49 @@ def _step(name: str, csv_path: Path, db: Path, rows: int) -> dict[str, Any]:
         from gridgov.store import Store
 
         with Store(db) as store:
+            cpu0 = _cpu_s()
             result = ingest_file(store, csv_path, progress=sys.stderr.isatty())
+            out["cpu_s"] = round(_cpu_s() - cpu0, 2)
         out.update({k: v for k, v in result.to_dict().items() if k not in ("sample_rejects", "file", "sha256")})
         out["rows"] = result.rows_in
     else:
         raise SystemExit(f"unknown step {name}")
     # Ingest steps report the import's own wall time (ImportResult.seconds), without loading the libraries.
     out["seconds"] = round(out.pop("seconds", None) or time.perf_counter() - t0, 2)
+    out.setdefault("cpu_s", round(_cpu_s(), 2))
     out["peak_rss_mb"] = round(_peak_rss_mb(), 1)
     if out.get("rows"):
         out["rows_per_s"] = round(out["rows"] / out["seconds"])
     return out
 
 
-def _run_child(step: str, csv_path: Path, db: Path, rows: int) -> dict[str, Any]:
+def _run_child(step: str, csv_path: Path, db: Path, rows: int, *, source: Path | None = None) -> dict[str, Any]:
+    """Run one step in a fresh process; ``source`` puts another checkout of gridgov first on its path."""
     cmd = [sys.executable, __file__, "--child", step, "--csv", str(csv_path), "--db", str(db), "--rows", str(rows)]
-    proc = subprocess.run(cmd, stdout=subprocess.PIPE, text=True, check=True)
+    env = dict(os.environ)
+    if source is not None:
+        env["PYTHONPATH"] = os.pathsep.join([str(source), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
+    proc = subprocess.run(cmd, stdout=subprocess.PIPE, text=True, check=True, env=env)
     return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def _checkout(ref: str, into: Path) -> Path:
+    """The gridgov package of a git revision, extracted with ``git archive`` (the working tree is left alone)."""
+    into.mkdir(parents=True, exist_ok=True)
+    archive = subprocess.run(["git", "-C", str(REPO), "archive", ref, "gridgov", "geodata"], stdout=subprocess.PIPE,
+                             check=True).stdout
+    subprocess.run(["tar", "-x", "-C", str(into)], input=archive, check=True)
+    return into
+
+
+def _machine() -> str:
+    import duckdb
+    import pandas as pd
+    import pyarrow as pa
+
+    load = ", ".join(f"{v:.1f}" for v in os.getloadavg())
+    return (f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, duckdb "
+            f"{duckdb.__version__}, pyarrow {pa.__version__}, pandas {pd.__version__}; load average {load}")
 
 
 def main() -> None:
@@ -163,6 +205,9 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--workdir", type=Path, default=None)
     parser.add_argument("--keep", action="store_true", help="Keep the generated CSV and database.")
+    parser.add_argument("--before", default=BEFORE_REF, help="Git revision whose importer runs as the 'before' line.")
+    parser.add_argument("--no-before", dest="before", action="store_const", const=None,
+                        help="Skip the 'before' line.")
     parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--csv", type=Path, default=None, help=argparse.SUPPRESS)
     parser.add_argument("--db", type=Path, default=None, help=argparse.SUPPRESS)
@@ -175,32 +220,47 @@ def main() -> None:
     work.mkdir(parents=True, exist_ok=True)
     full_csv, full_db = work / f"incidents_{args.rows}.csv", work / "bench.duckdb"
     quarter_csv, quarter_db = work / f"incidents_{args.rows // 4}.csv", work / "bench_quarter.duckdb"
-    for db in (full_db, quarter_db):
+    before_db = work / "bench_before.duckdb"
+    for db in (full_db, quarter_db, before_db):
         db.unlink(missing_ok=True)
-    plan = [
-        ("generate", full_csv, full_db, args.rows),
-        ("build_store", full_csv, full_db, args.rows),
-        ("build_store", quarter_csv, quarter_db, args.rows // 4),
-        ("pyarrow_read_all", full_csv, full_db, args.rows),
-        ("pandas_read_all", full_csv, full_db, args.rows),
-        ("gridgov_ingest", full_csv, full_db, args.rows),
-        ("gridgov_reimport", full_csv, full_db, args.rows),
-        ("generate", quarter_csv, quarter_db, args.rows // 4),
-        ("gridgov_ingest", quarter_csv, quarter_db, args.rows // 4),
+    before_src = _checkout(args.before, work / "before") if args.before else None
+    plan: list[tuple[str, str, Path, Path, int, Path | None]] = [
+        ("generate", "generate", full_csv, full_db, args.rows, None),
+        ("build_store", "build_store", full_csv, full_db, args.rows, None),
+        ("build_store", "build_store", quarter_csv, quarter_db, args.rows // 4, None),
+        ("pyarrow_read_all", "pyarrow_read_all", full_csv, full_db, args.rows, None),
+        ("pandas_read_all", "pandas_read_all", full_csv, full_db, args.rows, None),
+    ]
+    if before_src is not None:
+        plan += [("build_store", "build_store", full_csv, before_db, args.rows, before_src),
+                 (f"ingest@{args.before}", "gridgov_ingest", full_csv, before_db, args.rows, before_src)]
+    plan += [
+        ("gridgov_ingest", "gridgov_ingest", full_csv, full_db, args.rows, None),
+        ("gridgov_reimport", "gridgov_reimport", full_csv, full_db, args.rows, None),
+        ("generate", "generate", quarter_csv, quarter_db, args.rows // 4, None),
+        ("gridgov_ingest", "gridgov_ingest", quarter_csv, quarter_db, args.rows // 4, None),
     ]
     results = []
+    print(_machine(), flush=True)
     try:
-        for step, csv_path, db, rows in plan:
-            res = _run_child(step, csv_path, db, rows)
-            res["file_rows"] = rows
+        for label, step, csv_path, db, rows, source in plan:
+            load = os.getloadavg()[0]
+            res = _run_child(step, csv_path, db, rows, source=source)
+            res["step"], res["file_rows"], res["load_before"] = label, rows, round(load, 1)
             results.append(res)
             rate = f"{res['rows_per_s']:>10,} rows/s" if "rows_per_s" in res else " " * 17
-            print(f"{step:<18} {rows:>10,} rows {res['seconds']:>8.2f} s {rate}  "
-                  f"peak RSS {res['peak_rss_mb']:>7.1f} MB", flush=True)
+            print(f"{label:<18} {rows:>10,} rows {res['seconds']:>8.2f} s {rate}  cpu {res['cpu_s']:>7.2f} s  "
+                  f"peak RSS {res['peak_rss_mb']:>7.1f} MB  (load {load:.1f})", flush=True)
         size_mb = full_csv.stat().st_size / 2**20
         ing = next(r for r in results if r["step"] == "gridgov_ingest")
         print(f"file {size_mb:.0f} MB, {args.rows:,} rows, {SIDE * SIDE} units; accepted {ing['accepted']:,}, "
               f"rejected {ing['rejected']:,} {ing['rejected_by_reason']}")
+        old = next((r for r in results if r["step"].startswith("ingest@")), None)
+        if old is not None:
+            same = (old["accepted"], old["rejected_by_reason"]) == (ing["accepted"], ing["rejected_by_reason"])
+            print(f"before/after ({args.before} → working tree): {old['rows_per_s']:,} → {ing['rows_per_s']:,} rows/s "
+                  f"wall ({ing['rows_per_s'] / old['rows_per_s']:.1f}x), {old['cpu_s']:.1f} → {ing['cpu_s']:.1f} s "
+                  f"CPU ({old['cpu_s'] / ing['cpu_s']:.1f}x less); same accepted and rejects: {same}")
         print(json.dumps(results, ensure_ascii=False))
     finally:
         if not args.keep and args.workdir is None:

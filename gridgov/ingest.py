@@ -45,6 +45,7 @@ from gridgov import datasets
 from gridgov.config import WorkCalendar
 from gridgov.errors import InputError, StoreError
 from gridgov.incidents import OPEN_STATUSES, STATUSES, due_times
+from gridgov.locate import PointLocator
 from gridgov.store import Store
 
 #: Fields an input column can be mapped to (``--map SRC=FIELD``). A file already using these names needs no mapping.
@@ -537,11 +538,15 @@ def bind_columns(rules: IngestRules, columns: Sequence[str], *, has_geometry: bo
 # ---------------------------------------------------------------------------------------------------------------
 # Units
 # ---------------------------------------------------------------------------------------------------------------
+_RASTER_POINTS_PER_UNIT = 64
+
+
 class UnitIndex:
     """Finds the unit containing each point (EPSG:4326).
 
     A point on the shared edge of several units goes to the one with the lowest ``unit_id``, so the answer never
-    depends on file order or on the index's internal layout.
+    depends on file order or on the index's internal layout. Lookups go through a raster of the units with an exact
+    fallback near unit boundaries (:class:`gridgov.locate.PointLocator`), so they are exact and cheap.
 
     Parameters
     ----------
@@ -553,28 +558,17 @@ class UnitIndex:
         if units.crs is None or units.crs.to_epsg() != 4326:
             raise InputError(f"units must be in EPSG:4326, got {units.crs}", field="units")
         self.unit_ids = units["unit_id"].to_numpy(dtype="int64")
-        self._tree = shapely.STRtree(np.asarray(units.geometry.values))
+        # The raster pays off after some 64 points per unit (its build costs about 0.2 ms per unit); live intake of
+        # a few rows keeps to the exact test.
+        self._locator = PointLocator(np.asarray(units.geometry.values), self.unit_ids,
+                                     raster_after=_RASTER_POINTS_PER_UNIT * len(self.unit_ids))
 
     def __len__(self) -> int:
         return len(self.unit_ids)
 
     def locate(self, lon: np.ndarray, lat: np.ndarray) -> np.ndarray:
         """``unit_id`` of each point, ``-1`` where no unit contains it (or the point is NaN)."""
-        lon = np.asarray(lon, dtype="float64")
-        lat = np.asarray(lat, dtype="float64")
-        out = np.full(lon.shape, -1, dtype="int64")
-        ok = np.flatnonzero(np.isfinite(lon) & np.isfinite(lat))
-        if not len(ok) or not len(self.unit_ids):
-            return out
-        pts = shapely.points(lon[ok], lat[ok])
-        hit_pt, hit_unit = self._tree.query(pts, predicate="intersects")
-        if not len(hit_pt):
-            return out
-        uid = self.unit_ids[hit_unit]
-        order = np.lexsort((uid, hit_pt))
-        first_pt, first = np.unique(hit_pt[order], return_index=True)
-        out[ok[first_pt]] = uid[order][first]
-        return out
+        return self._locator.locate(lon, lat)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -599,7 +593,10 @@ def _arrow_text(s: pd.Series) -> pa.Array:
             # Mixed Python objects in one column: fall back to str() of each value.
             arr = pa.array([None if pd.isna(v) else str(v) for v in s.to_numpy(dtype=object)], type=pa.string())
     arr = pc.utf8_trim_whitespace(arr)
-    return pc.if_else(pc.equal(arr, ""), pa.nulls(len(arr), pa.string()), arr)
+    empty = pc.equal(arr, "")
+    if not pc.any(empty).as_py():
+        return arr
+    return pc.if_else(empty, pa.nulls(len(arr), pa.string()), arr)
 
 
 def _objects(arr: pa.Array) -> np.ndarray:
@@ -607,36 +604,40 @@ def _objects(arr: pa.Array) -> np.ndarray:
     return np.asarray(arr.to_numpy(zero_copy_only=False), dtype=object)
 
 
-def _missing(s: pd.Series) -> np.ndarray:
-    if _is_textual(s):
-        return _arrow_text(s).is_null().to_numpy(zero_copy_only=False)
-    return s.isna().to_numpy(dtype=bool)
-
-
-def _numbers(s: pd.Series) -> np.ndarray:
+def _numbers(s: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """``(missing, values)``: where a value is absent (or empty text), and the values as floats (NaN if not one)."""
     if pd.api.types.is_numeric_dtype(s.dtype) and not pd.api.types.is_bool_dtype(s.dtype):
-        return s.to_numpy(dtype="float64", na_value=np.nan)
+        return s.isna().to_numpy(dtype=bool), s.to_numpy(dtype="float64", na_value=np.nan)
     text = _arrow_text(s)
+    missing = text.is_null().to_numpy(zero_copy_only=False) if _is_textual(s) else s.isna().to_numpy(dtype=bool)
     try:
-        return pc.cast(text, pa.float64()).to_numpy(zero_copy_only=False).astype("float64")
+        return missing, pc.cast(text, pa.float64()).to_numpy(zero_copy_only=False).astype("float64")
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
         # Some value is not a number: the slower path turns each bad one into NaN.
-        return pd.to_numeric(pd.Series(_objects(text)), errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
+        return missing, pd.to_numeric(pd.Series(_objects(text)), errors="coerce").to_numpy(dtype="float64",
+                                                                                          na_value=np.nan)
 
 
-def _lookup(s: pd.Series, separators: str, table: Mapping[str, str]) -> tuple[np.ndarray, np.ndarray]:
+def _lookup(s: pd.Series, separators: str, table: Mapping[str, str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Normalise values (separators → one space, trimmed, lower case) and look them up.
 
-    Returns ``(given, found)``: whether the row has a value, and the table's value or None.
+    Returns ``(given, found, hit)``: whether the row has a value, the table's value or None, and whether it has one.
     """
     text = _arrow_text(s)
-    keys = pc.utf8_lower(pc.utf8_trim_whitespace(pc.replace_substring_regex(text, pattern=separators,
+    # A column holds few distinct values: normalise and look up each once, then spread the answers.
+    coded = pc.dictionary_encode(text)
+    if isinstance(coded, pa.ChunkedArray):
+        coded = coded.combine_chunks()
+    keys = pc.utf8_lower(pc.utf8_trim_whitespace(pc.replace_substring_regex(coded.dictionary, pattern=separators,
                                                                             replacement=" ")))
-    values = np.array(list(table.values()), dtype=object)
+    values = np.array([*table.values(), None], dtype=object)
     pos = pc.index_in(keys, value_set=pa.array(list(table.keys()), type=pa.string()))
-    idx = pc.fill_null(pos, -1).to_numpy(zero_copy_only=False)
-    found = np.where(idx >= 0, values[np.clip(idx, 0, None)] if len(values) else None, None)
-    return text.is_valid().to_numpy(zero_copy_only=False), found.astype(object)
+    per_value = pc.fill_null(pos, len(values) - 1).to_numpy(zero_copy_only=False).astype("int64")
+    idx = pc.fill_null(coded.indices, -1).to_numpy(zero_copy_only=False).astype("int64")
+    row_value = per_value[np.clip(idx, 0, None)] if len(per_value) else np.full(len(idx), len(values) - 1)
+    hit = (idx >= 0) & (row_value < len(values) - 1)
+    found = np.where(hit, values[row_value], None).astype(object)
+    return text.is_valid().to_numpy(zero_copy_only=False), found, hit
 
 
 _TIME_FORMATS = ("%Y-%m-%d %H:%M:%S", "%Y-%m-%d %H:%M", "%Y-%m-%d", "%Y%m%d%H%M%S", "%Y%m%d")
@@ -659,12 +660,39 @@ def _strptime_checked(arr: pa.Array, fmt: str) -> pa.Array:
         return parsed
     # Whole seconds: Arrow prints %S of a microsecond timestamp with a fraction.
     back = pc.strftime(parsed.take(idx).cast(pa.timestamp("s"), safe=False), format=fmt)
-    same = pc.equal(_canon_time_text(back), _canon_time_text(arr.take(idx))).to_numpy(zero_copy_only=False)
+    given = arr.take(idx)
+    # Text that prints back identically is a real date; only the rest (other padding or case) is canonicalised.
+    same = pc.fill_null(pc.equal(back, given), False).to_numpy(zero_copy_only=False)
+    if same.all():
+        return parsed
+    other = np.flatnonzero(~same)
+    same[other] = pc.equal(_canon_time_text(back.take(other)),
+                           _canon_time_text(given.take(other))).to_numpy(zero_copy_only=False)
     if same.all():
         return parsed
     wrong = np.zeros(len(arr), dtype=bool)
     wrong[idx[~same]] = True
     return pc.if_else(pa.array(wrong), pa.nulls(len(arr), parsed.type), parsed)
+
+
+def _parse_iso_seconds(arr: pa.Array, out: np.ndarray, todo: np.ndarray) -> None:
+    """Parse rows still to do that read exactly ``YYYY-MM-DD hh:mm:ss`` into ``out`` and clear them in ``todo``.
+
+    Arrow's cast parser is many times faster than its ``strptime`` and refuses impossible dates and times instead of
+    rolling them over. When it refuses any row (2026-02-30, a leap second) nothing is taken from it: ``strptime``
+    then decides every row as it always did, so the results never depend on this shortcut.
+    """
+    pattern = r"^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}$"
+    iso = todo & pc.fill_null(pc.match_substring_regex(arr, pattern=pattern), False).to_numpy(zero_copy_only=False)
+    idx = np.flatnonzero(iso)
+    if not len(idx):
+        return
+    try:
+        parsed = pc.cast(arr if len(idx) == len(arr) else arr.take(idx), pa.timestamp("us"))
+    except pa.ArrowInvalid:
+        return
+    out[idx] = parsed.to_numpy(zero_copy_only=False).astype("datetime64[us]")
+    todo[idx] = False
 
 
 def _parse_time_text(arr: pa.Array, fmt: str | None) -> np.ndarray:
@@ -674,6 +702,8 @@ def _parse_time_text(arr: pa.Array, fmt: str | None) -> np.ndarray:
     # Fast path on the raw text: the preset's format, then the most common export format. Only the rest is
     # normalised with regular expressions.
     for f in ([fmt] if fmt else []) + [_TIME_FORMATS[0]]:
+        if f == _TIME_FORMATS[0]:
+            _parse_iso_seconds(arr, out, todo)
         idx = np.flatnonzero(todo)
         if not len(idx):
             return out
@@ -725,8 +755,9 @@ def _parse_times(s: pd.Series, fmt: str | None) -> tuple[np.ndarray, np.ndarray,
         out = np.full(n, np.datetime64("NaT"), dtype="datetime64[us]")
     else:
         out = _parse_time_text(arr, fmt)
-    years = out.astype("datetime64[Y]").astype("int64") + 1970
-    in_range = ~np.isnat(out) & (years >= _MIN_YEAR) & (years <= _MAX_YEAR)
+    # Year bounds as two comparisons (NaT compares false); converting to years would walk the calendar.
+    in_range = ((out >= np.datetime64(f"{_MIN_YEAR}-01-01", "us"))
+                & (out < np.datetime64(f"{_MAX_YEAR + 1}-01-01", "us")))
     out = np.where(in_range, out, np.datetime64("NaT"))
     bad = ~missing & ~in_range
     return out, missing, bad
@@ -788,6 +819,21 @@ class Validation:
 
 
 _REJECT_COLUMNS = ("row_no", "field", "reason", "message", "raw")
+# Index 0 stands for "not rejected"; the others are the codes of REASONS.
+_REASON_CODES: tuple[str | None, ...] = (None, *REASONS)
+
+
+def _str_series(arr: pa.Array | pa.ChunkedArray) -> pd.Series:
+    """An Arrow string array as a pandas text column without copying each value into a Python object."""
+    return pd.Series(arr.to_pandas(), copy=False) if len(arr) else pd.Series(np.array([], dtype=object))
+
+
+def _sla_hours(codes: pa.Array, sla_hours: Mapping[str, float]) -> np.ndarray:
+    """Working hours allowed for each category code (codes are known ones: validation looked them up)."""
+    names = pa.array(list(sla_hours), type=pa.string())
+    hours = np.array(list(sla_hours.values()), dtype="float64")
+    pos = pc.index_in(codes, value_set=names).to_numpy(zero_copy_only=False)
+    return hours[pos.astype("int64")] if len(pos) else np.array([], dtype="float64")
 
 
 def _raw_json(frame: pd.DataFrame, mask: np.ndarray) -> list[str]:
@@ -844,28 +890,28 @@ def validate(frame: pd.DataFrame, rules: IngestRules, units: UnitIndex | gpd.Geo
     n = len(frame)
     cols = bind_columns(rules, list(frame.columns), has_geometry=_GEOM_STATE in frame.columns)
     row_no = np.arange(first_row_no, first_row_no + n, dtype="int64")
-    reason = np.full(n, None, dtype=object)
+    # Position of each row's reason in _REASON_CODES (0: none yet); small integers compare fast, strings do not.
+    reason = np.zeros(n, dtype="int8")
     where = np.full(n, None, dtype=object)
     detail = np.full(n, None, dtype=object)
 
     def reject(mask: np.ndarray, code: str, col: str, shown: Callable[[np.ndarray], list[str]] | None = None) -> None:
-        new = mask & (reason == None)  # noqa: E711 — elementwise comparison on an object array
+        new = mask & (reason == 0)
         if not new.any():
             return
-        reason[new] = code
+        reason[new] = _REASON_CODES.index(code)
         where[new] = col
         if shown is not None:
             detail[new] = shown(new)
 
     def cell(col: str) -> Callable[[np.ndarray], list[str]]:
-        return lambda m: [_shown(v) for v in frame[col].to_numpy(dtype=object)[m]]
+        return lambda m: [_shown(v) for v in frame[col][m].to_numpy(dtype=object)]
 
     # Coordinates: columns (in rules.crs) or the file's point geometry (already EPSG:4326).
     if "lon" in cols:
         cx, cy = cols["lon"], cols["lat"]
         coord_field = f"{cx},{cy}"
-        miss_x, miss_y = _missing(frame[cx]), _missing(frame[cy])
-        x, y = _numbers(frame[cx]), _numbers(frame[cy])
+        (miss_x, x), (miss_y, y) = _numbers(frame[cx]), _numbers(frame[cy])
         reject(miss_x, "missing_coordinates", cx)
         reject(miss_y, "missing_coordinates", cy)
         reject(~np.isfinite(x), "bad_coordinates", cx, cell(cx))
@@ -904,9 +950,9 @@ def validate(frame: pd.DataFrame, rules: IngestRules, units: UnitIndex | gpd.Geo
 
     # Category: the category map and our codes/names; then the catch-all.
     kcol = cols["category"]
-    has_k, code = _lookup(frame[kcol], _SPACES, rules.category_lookup)
+    has_k, code, known = _lookup(frame[kcol], _SPACES, rules.category_lookup)
     miss_k = ~has_k
-    unknown = ~miss_k & pd.isna(code)
+    unknown = ~miss_k & ~known
     if rules.other is not None:
         code[unknown] = rules.other
         unknown[:] = False
@@ -917,52 +963,57 @@ def validate(frame: pd.DataFrame, rules: IngestRules, units: UnitIndex | gpd.Geo
     status = np.where(has_closed, "closed", "reported").astype(object)
     if "status" in cols:
         scol = cols["status"]
-        given, mapped_arr = _lookup(frame[scol], _STATUS_SEPARATORS, rules.status_lookup)
-        reject(given & pd.isna(mapped_arr), "unknown_status", scol, cell(scol))
-        status = np.where(given & ~pd.isna(mapped_arr), mapped_arr, status)
-        reject(given & has_closed & np.isin(status, list(OPEN_STATUSES)), "open_with_closed_at", scol, cell(scol))
+        given, mapped_arr, mapped = _lookup(frame[scol], _STATUS_SEPARATORS, rules.status_lookup)
+        reject(given & ~mapped, "unknown_status", scol, cell(scol))
+        status = np.where(given & mapped, mapped_arr, status)
+        is_open = np.zeros(n, dtype=bool)
+        for open_status in OPEN_STATUSES:
+            is_open |= status == open_status
+        reject(given & has_closed & is_open, "open_with_closed_at", scol, cell(scol))
 
     # Unit of each still-valid point.
     unit_id = np.full(n, -1, dtype="int64")
-    todo = reason == None  # noqa: E711
+    todo = reason == 0
     if todo.any():
         unit_id[todo] = index.locate(lon[todo], lat[todo])
     reject(todo & (unit_id < 0), "outside_district", coord_field,
            lambda m: [f"lon {a:.6f}, lat {b:.6f}" for a, b in zip(lon[m], lat[m], strict=True)])
 
-    # Source and external id; duplicates among the rows still valid (first one wins).
+    # Source and external id (Arrow strings: only rejected rows become Python objects); duplicates among the rows
+    # still valid (first one wins).
     if rules.source is not None:
-        source = np.full(n, rules.source, dtype=object)
+        source = pa.array(np.full(n, rules.source, dtype=object), type=pa.string())
     elif "source" in cols:
-        source = _objects(pc.fill_null(_arrow_text(frame[cols["source"]]), rules.default_source))
+        source = pc.fill_null(_arrow_text(frame[cols["source"]]), rules.default_source)
     else:
-        source = np.full(n, rules.default_source, dtype=object)
-    ext = (_objects(_arrow_text(frame[cols["external_id"]])) if "external_id" in cols
-           else np.full(n, None, dtype=object))
+        source = pa.array(np.full(n, rules.default_source, dtype=object), type=pa.string())
+    ext = _arrow_text(frame[cols["external_id"]]) if "external_id" in cols else pa.nulls(n, pa.string())
     if "external_id" in cols:
         ecol = cols["external_id"]
-        valid = reason == None  # noqa: E711
-        keyed = valid & ~pd.isna(ext)
-        keys = pd.DataFrame({"s": source[keyed], "e": ext[keyed]})
+        keyed = (reason == 0) & ext.is_valid().to_numpy(zero_copy_only=False)
+        mask = pa.array(keyed)
+        keys = pd.DataFrame({"s": source.filter(mask).to_pandas(), "e": ext.filter(mask).to_pandas()})
         dup = np.zeros(n, dtype=bool)
         dup[np.flatnonzero(keyed)[keys.duplicated().to_numpy()]] = True
-        reject(dup, "duplicate_external_id", ecol, lambda m: [f"external id {_shown(e)} is taken by an earlier row "
-                                                               "of this file" for e in ext[m]])
+        reject(dup, "duplicate_external_id", ecol,
+               lambda m: [f"external id {_shown(e)} is taken by an earlier row of this file"
+                          for e in ext.filter(pa.array(m)).to_pylist()])
 
-    ok = reason == None  # noqa: E711
-    text_cols = {f: (_objects(_arrow_text(frame[cols[f]]))[ok] if f in cols else np.full(int(ok.sum()), None,
-                                                                                      dtype=object))
+    ok = reason == 0
+    keep = pa.array(ok)
+    n_ok = int(ok.sum())
+    text_cols = {f: _str_series(_arrow_text(frame[cols[f]]).filter(keep) if f in cols else pa.nulls(n_ok, pa.string()))
                  for f in _TEXT_FIELDS}
-    acc_codes = code[ok]
-    sla = np.array([rules.sla_hours[c] for c in acc_codes], dtype="float64")
+    acc_codes = pa.array(code[ok], type=pa.string())
+    sla = _sla_hours(acc_codes, rules.sla_hours)
     accepted = pd.DataFrame({
         "row_no": row_no[ok],
-        "source": source[ok],
-        "external_id": ext[ok],
-        "category_code": acc_codes,
+        "source": _str_series(source.filter(keep)),
+        "external_id": _str_series(ext.filter(keep)),
+        "category_code": _str_series(acc_codes),
         "reported_at": reported[ok],
         "due_at": due_times(reported[ok], sla, rules.calendar) if ok.any() else reported[ok],
-        "status": status[ok],
+        "status": _str_series(pa.array(status[ok], type=pa.string())),
         "closed_at": closed[ok],
         "lon": lon[ok],
         "lat": lat[ok],
@@ -971,11 +1022,12 @@ def validate(frame: pd.DataFrame, rules: IngestRules, units: UnitIndex | gpd.Geo
     })
 
     bad = ~ok
+    reasons = np.array(_REASON_CODES, dtype=object)[reason[bad]]
     rejects = pd.DataFrame({
         "row_no": row_no[bad],
         "field": where[bad],
-        "reason": reason[bad],
-        "message": [_message(r, d) for r, d in zip(reason[bad], detail[bad], strict=True)],
+        "reason": reasons,
+        "message": [_message(r, d) for r, d in zip(reasons, detail[bad], strict=True)],
         "raw": _raw_json(frame, bad),
     }, columns=list(_REJECT_COLUMNS))
     return Validation(accepted=accepted.reset_index(drop=True), rejects=rejects.reset_index(drop=True))
@@ -1343,8 +1395,8 @@ def _drop_known(store: Store, acc: pd.DataFrame, chunk: pd.DataFrame, *, first_r
     keyed = acc["external_id"].notna().to_numpy(dtype=bool)
     if not keyed.any():
         return acc, empty
-    keys = pd.DataFrame({"key": np.flatnonzero(keyed), "source": acc["source"].to_numpy()[keyed],
-                         "external_id": acc["external_id"].to_numpy()[keyed]})
+    keys = pd.DataFrame({"key": np.flatnonzero(keyed), "source": acc["source"][keyed].reset_index(drop=True),
+                         "external_id": acc["external_id"][keyed].reset_index(drop=True)})
     known = store.known_external_ids(keys)
     if known.empty:
         return acc, empty

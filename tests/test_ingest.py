@@ -13,6 +13,8 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from shapely.geometry import Point
 
 import gridgov.ingest as ingest_mod
@@ -195,6 +197,44 @@ def test_time_formats(tiny_store: Store, tmp_path: Path) -> None:
     got = _imported(tiny_store, result.batch_id).set_index("external_id")["reported_at"].to_dict()
     assert got == {k: pd.Timestamp(t) for k, (_, t) in values.items() if t is not None}
     assert result.rejected_by_reason == {"bad_reported_at": 2}
+
+
+_ISO_PARTS = st.tuples(st.integers(0, 2200), st.integers(0, 13), st.integers(0, 32), st.integers(0, 25),
+                       st.integers(0, 61), st.integers(0, 61))
+
+
+@settings(max_examples=60, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(parts=st.lists(_ISO_PARTS, min_size=1, max_size=40), valid_share=st.floats(0, 1), seed=st.integers(0, 10**6))
+def test_fast_iso_times_equal_the_strptime_path(tiny_store: Store, monkeypatch: pytest.MonkeyPatch,
+                                                parts: list[tuple[int, ...]], valid_share: float, seed: int) -> None:
+    """`YYYY-MM-DD hh:mm:ss` goes through Arrow's cast parser; results must equal strptime's, impossible ones too."""
+    rng = np.random.default_rng(seed)
+    texts = [f"{y:04d}-{mo:02d}-{d:02d} {h:02d}:{mi:02d}:{s:02d}" for y, mo, d, h, mi, s in parts]
+    # Mostly plausible values as well, so that chunks where every row is valid take the shortcut.
+    base = pd.Timestamp("2026-01-01") + pd.to_timedelta(rng.integers(0, 400 * 86_400, len(texts)), unit="s")
+    texts = [t if rng.random() > valid_share else b.strftime("%Y-%m-%d %H:%M:%S")
+             for t, b in zip(texts, base, strict=True)]
+    frame = pd.DataFrame([_row(f"T{i}", 1 + i % 8, reported=t, closed=texts[-1 - i] if i % 3 == 0 else "")
+                          for i, t in enumerate(texts)], columns=HEADER)
+    rules = make_rules(tiny_store.categories())
+    units = tiny_store.units()
+    fast = validate(frame, rules, units)
+    monkeypatch.setattr(ingest_mod, "_parse_iso_seconds", lambda arr, out, todo: None)
+    slow = validate(frame, rules, units)
+    pd.testing.assert_frame_equal(fast.accepted, slow.accepted)
+    pd.testing.assert_frame_equal(fast.rejects, slow.rejects)
+
+
+def test_leap_seconds_and_impossible_dates_next_to_good_ones(tiny_store: Store, tmp_path: Path) -> None:
+    rows = [_row("L1", reported="2026-06-10 10:00:00"), _row("L2", reported="2026-02-29 10:00:00"),
+            _row("L3", reported="2026-06-10 23:59:60"), _row("L4", reported="2026-06-11 08:30:00")]
+    result = ingest_file(tiny_store, _write_csv(tmp_path / "leap.csv", rows))
+    got = _imported(tiny_store, result.batch_id).set_index("external_id")["reported_at"].to_dict()
+    # strptime reads second 60 as the next minute; 29 February 2026 does not exist.
+    assert got == {"L1": pd.Timestamp("2026-06-10 10:00"), "L3": pd.Timestamp("2026-06-11 00:00"),
+                   "L4": pd.Timestamp("2026-06-11 08:30")}
+    assert result.rejected_by_reason == {"bad_reported_at": 1}
 
 
 def test_boundary_point_goes_to_lowest_unit(tiny_store: Store, tmp_path: Path) -> None:
