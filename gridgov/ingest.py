@@ -41,7 +41,7 @@ import shapely
 from pyproj import CRS, Transformer
 from pyproj.exceptions import CRSError
 
-from gridgov import datasets
+from gridgov import coords, datasets
 from gridgov.config import WorkCalendar
 from gridgov.errors import InputError, StoreError
 from gridgov.incidents import OPEN_STATUSES, STATUSES, due_times
@@ -312,10 +312,14 @@ def _parse_mapping(mapping: Sequence[str] | Mapping[str, str]) -> dict[str, str]
 
 def _crs_string(value: str | int) -> str:
     text = str(value).strip()
+    datum = coords.chinese_datum(text)
+    if datum is not None:  # GCJ-02 / BD-09 web-map coordinates: shifted lon/lat, not a CRS pyproj knows
+        return datum
     try:
         crs = CRS.from_user_input(int(text) if text.isdigit() else text)
     except CRSError:
-        raise InputError(f"not a CRS pyproj knows: {text!r} (use e.g. 4326 or EPSG:32651)", field="--crs") from None
+        raise InputError(f"not a CRS pyproj knows: {text!r} (use e.g. 4326, EPSG:32651, or gcj02/bd09 for "
+                         "Chinese web-map coordinates)", field="--crs") from None
     epsg = crs.to_epsg()
     return f"EPSG:{epsg}" if epsg else crs.to_wkt()
 
@@ -505,6 +509,8 @@ def bind_columns(rules: IngestRules, columns: Sequence[str], *, has_geometry: bo
     out: dict[str, str] = {}
     used: set[str] = set()
     for src, target in rules.columns.items():
+        if target in out:  # a preset may list several header names for a field: the first one present is used
+            continue
         col = src if src in present else None
         if col is None and len(by_lower.get(src.strip().lower(), [])) == 1:
             col = by_lower[src.strip().lower()][0]
@@ -771,6 +777,9 @@ def _transformer(crs: str) -> Transformer:
 def _to_lonlat(x: np.ndarray, y: np.ndarray, crs: str | None) -> tuple[np.ndarray, np.ndarray]:
     if crs is None:
         return x, y
+    if crs in coords.CHINESE_DATUMS:
+        with np.errstate(invalid="ignore"):
+            return coords.CHINESE_DATUMS[crs](x, y)
     with np.errstate(invalid="ignore"):
         lon, lat = _transformer(crs).transform(x, y, errcheck=False)
     return np.asarray(lon, dtype="float64"), np.asarray(lat, dtype="float64")
