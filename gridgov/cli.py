@@ -146,11 +146,13 @@ def serve(
     demo_size: Annotated[str, typer.Option("--demo-size", help="Size of the demo built when the database "
                                            "file is missing.")] = "medium",
     debug: Annotated[bool, typer.Option(help="Dash debug mode (reloader off).")] = False,
+    demo: Annotated[bool, typer.Option("--demo", help="Serve a demo: allow users who still have the published "
+                                       "demo password (refused otherwise).")] = False,
 ) -> None:
     """Run the dashboard; builds the demo district first when the database file does not exist."""
     from gridgov.serve import run
 
-    run(_settings(db).replace(port=port, host=host), demo_size=demo_size, debug=debug)
+    run(_settings(db).replace(port=port, host=host), demo_size=demo_size, debug=debug, demo=demo)
 
 
 # -- admin areas, units, layouts ------------------------------------------------------------------------------------
@@ -807,6 +809,51 @@ def user_list(db: DbOption = None, json_out: JsonOption = False) -> None:
         table.add_row(r.username, r.role, "" if _missing(r.street_code) else r.street_code,
                       "" if _missing(r.worker_id) else r.worker_id, "yes" if r.demo_password else "")
     console.print(table)
+
+
+# -- intake API keys ------------------------------------------------------------------------------------------------
+
+apikey_app = typer.Typer(no_args_is_help=True, help="Keys of the intake API's clients (hotline systems, apps).")
+app.add_typer(apikey_app, name="apikey")
+
+
+@apikey_app.command("add")
+def apikey_add(client_id: Annotated[str, typer.Argument(help="Short id, e.g. hotline-12345.")],
+               name: Annotated[str, typer.Option(help="Who the client is.")], db: DbOption = None) -> None:
+    """Register a client and print its key (once: only a hash is stored)."""
+    from gridgov.intake import create_client
+    from gridgov.store import Store
+
+    with Store(_settings(db).db_path) as store:
+        key = create_client(store, client_id, name)
+    console.print(f"key of {client_id!r} (store it now; it is not shown again):")
+    sys.stdout.write(key + "\n")
+
+
+@apikey_app.command("list")
+def apikey_list(db: DbOption = None, json_out: JsonOption = False) -> None:
+    """List the clients (never their keys)."""
+    from gridgov.store import Store
+
+    with Store(_settings(db).db_path, read_only=True) as store:
+        clients = store.api_clients()
+    if json_out:
+        _print_json({"clients": _records(clients)})
+        return
+    table = Table("client", "name", "active", "created")
+    for r in clients.itertuples(index=False):
+        table.add_row(r.client_id, r.name, "yes" if r.active else "no", str(r.created_at))
+    console.print(table)
+
+
+@apikey_app.command("disable")
+def apikey_disable(client_id: Annotated[str, typer.Argument(help="Client id.")], db: DbOption = None) -> None:
+    """Switch a client's key off (its cases stay)."""
+    from gridgov.store import Store
+
+    with Store(_settings(db).db_path) as store:
+        store.set_api_client_active(client_id, False)
+    console.print(f"key of {client_id!r} disabled")
 
 
 def main() -> None:

@@ -10,6 +10,7 @@ from gridgov.store.connection import Connection, latest_version, load_spatial, m
 from gridgov.store.graph import GraphMixin
 from gridgov.store.imports import ImportsMixin
 from gridgov.store.incidents import INCIDENT_COLUMNS, IncidentsMixin
+from gridgov.store.intake import IntakeMixin
 from gridgov.store.layouts import LayoutsMixin
 from gridgov.store.replay import ReplayMixin
 from gridgov.store.scenarios import ScenariosMixin
@@ -18,7 +19,7 @@ from gridgov.store.workers import WORKER_COLUMNS, WorkersMixin
 
 
 class Store(AreasMixin, LayoutsMixin, IncidentsMixin, ImportsMixin, GraphMixin, WorkersMixin, ReplayMixin,
-            ScenariosMixin, UsersMixin):
+            ScenariosMixin, UsersMixin, IntakeMixin):
     """A gridgov database file.
 
     Parameters
