@@ -121,21 +121,37 @@ class IncidentsMixin(Connection):
         """
         params = {"layout": layout_id, "start": start, "end": end, "now": now, "open": _OPEN,
                   **_filters(categories, klass)}
+        # Three narrow scans instead of one pass over every incident: the window's reports and closures are found
+        # through the zone maps of reported_at/closed_at (rows arrive roughly in time order), open cases through
+        # the status column; each is counted per unit before the join to the layout's grids. Four to five times
+        # faster than one filtered aggregate over the whole table at millions of incidents (docs/scaling.md).
         return self.con.execute(
             """
-            SELECT lu.grid_code,
-                   count(*) FILTER (WHERE i.reported_at >= $start AND i.reported_at < $end) AS reported,
-                   count(*) FILTER (WHERE list_contains($open, i.status) AND i.reported_at <= $now) AS open,
-                   count(*) FILTER (WHERE list_contains($open, i.status) AND i.reported_at <= $now
-                                    AND i.due_at < $now) AS overdue,
-                   count(*) FILTER (WHERE i.closed_at >= $start AND i.closed_at < $end) AS closed,
-                   count(*) FILTER (WHERE i.closed_at >= $start AND i.closed_at < $end
-                                    AND i.closed_at <= i.due_at) AS closed_on_time
-            FROM incident i
-            JOIN layout_unit lu ON lu.unit_id = i.unit_id AND lu.layout_id = $layout
-            JOIN category c ON c.code = i.category_code
-            WHERE ($cats IS NULL OR list_contains($cats, i.category_code))
-              AND ($klass IS NULL OR c.class = $klass)
+            WITH picked AS (
+                SELECT code FROM category
+                WHERE ($cats IS NULL OR list_contains($cats, code)) AND ($klass IS NULL OR class = $klass)
+            ), hits AS (
+                SELECT unit_id, count(*) AS reported, 0 AS open, 0 AS overdue, 0 AS closed, 0 AS closed_on_time
+                FROM incident
+                WHERE reported_at >= $start AND reported_at < $end AND category_code IN (SELECT code FROM picked)
+                GROUP BY unit_id
+                UNION ALL
+                SELECT unit_id, 0, count(*), count(*) FILTER (WHERE due_at < $now), 0, 0
+                FROM incident
+                WHERE list_contains($open, status) AND reported_at <= $now
+                  AND category_code IN (SELECT code FROM picked)
+                GROUP BY unit_id
+                UNION ALL
+                SELECT unit_id, 0, 0, 0, count(*), count(*) FILTER (WHERE closed_at <= due_at)
+                FROM incident
+                WHERE closed_at >= $start AND closed_at < $end AND category_code IN (SELECT code FROM picked)
+                GROUP BY unit_id
+            )
+            SELECT lu.grid_code, sum(h.reported)::BIGINT AS reported, sum(h.open)::BIGINT AS open,
+                   sum(h.overdue)::BIGINT AS overdue, sum(h.closed)::BIGINT AS closed,
+                   sum(h.closed_on_time)::BIGINT AS closed_on_time
+            FROM hits h
+            JOIN layout_unit lu ON lu.unit_id = h.unit_id AND lu.layout_id = $layout
             GROUP BY lu.grid_code
             ORDER BY lu.grid_code
             """,
