@@ -378,12 +378,12 @@ def _checked_suggestions(exc: InfeasiblePlan, units: pd.DataFrame, k: int, minim
 
     parts: list[str] = []
     if ok_tol is not None and best is not None:
-        parts.append(f"at {k} grids a tolerance of {ok_tol:.3f} works (checked: the plan attached as .best reaches "
-                     f"max/mean {best.metrics.max_over_mean:.3f})")
+        parts.append(f"at {k} grids a tolerance of {ok_tol:.3f} works (checked: a plan with it reaches max/mean "
+                     f"{best.metrics.max_over_mean:.3f})")
     elif best is not None:
         ok_tol = best.metrics.max_over_mean - 1
-        parts.append(f"at {k} grids the best layout found reaches max/mean {best.metrics.max_over_mean:.3f} "
-                     f"(attached as .best), so it meets a tolerance of {math.ceil(ok_tol * 1000) / 1000:.3f}")
+        parts.append(f"at {k} grids the best layout found reaches max/mean {best.metrics.max_over_mean:.3f}, so it "
+                     f"meets a tolerance of {math.ceil(ok_tol * 1000) / 1000:.3f}")
     if works:
         parts.append(f"grid counts that work with tolerance {tol:.4g} (checked by planning them): "
                      f"{', '.join(map(str, sorted(works)))}")
@@ -990,13 +990,13 @@ def _check_reached(req: _Request, plan: Plan, work: _engine.Work, specs: list[_e
         raise InfeasiblePlan(
             f"no layout with max/mean <= {1 + req.tolerance:.3f} was found (the best found reaches "
             f"{m.max_over_mean:.3f}; the share-out allows {m.bound_max_over_mean:.3f}): units are too coarse for this "
-            f"tolerance here. A tolerance of {math.ceil(reached * 1000) / 1000:.3f} works (the best plan, attached as "
-            f".best, meets it), or use fewer grids or smaller units", reason="not_reached", tolerance=reached,
+            f"tolerance here. A tolerance of {math.ceil(reached * 1000) / 1000:.3f} works (the best plan found meets "
+            f"it), or use fewer grids or smaller units", reason="not_reached", tolerance=reached,
             best=plan, why=why)
     lo, hi = req.target
     if loads.max() <= hi + 1e-9 and loads.min() >= lo - 1e-9:
         return
     raise InfeasiblePlan(
         f"no layout with every grid between {lo:g} and {hi:g} was found (the best found spans {loads.min():.4g}–"
-        f"{loads.max():.4g}, attached as .best); widen the range to {min(lo, loads.min()):.4g}–"
+        f"{loads.max():.4g}); widen the range to {min(lo, loads.min()):.4g}–"
         f"{max(hi, loads.max()):.4g} or use smaller units", reason="not_reached", best=plan)
