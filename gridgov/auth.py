@@ -172,6 +172,12 @@ def visible_grids(store: Store, user: User, layout_id: int | None = None) -> set
     return None
 
 
+def may_change_layouts(user: User | None) -> bool:
+    """Adopting, renaming and deleting layouts changes the whole district: planners and district managers only
+    (not a street's manager)."""
+    return user is not None and (user.role == "planner" or (user.role == "manager" and not user.street_code))
+
+
 def require(user: User | None, *roles: Role) -> User:
     """The user if signed in with one of ``roles`` (any role when none given); raises :class:`AccessDenied`."""
     if user is None:

@@ -91,6 +91,10 @@ def test_each_role_sees_its_own_grids(store: Store) -> None:
     assert see("w1") == {"G1", "G2"}  # primary of G1, backup of G2
     assert see("w3") == {"G3"}
     assert auth.User("x", "manager").sees_personal_data and not auth.User("x", "planner").sees_personal_data
+    # Adopting or deleting a layout changes every street: not for a street's manager, nor a worker.
+    assert [auth.may_change_layouts(auth.get_user(store, n)) for n in ("boss", "plan", "street", "w1")] == [
+        True, True, False, False]
+    assert not auth.may_change_layouts(None)
 
 
 def test_a_worker_accepts_and_handles_a_case_in_their_grid_with_who_and_when(store: Store) -> None:
