@@ -6,13 +6,14 @@ import logging
 import sys
 import time
 from pathlib import Path
+from urllib.parse import parse_qs, urlencode
 
 import dash
 from dash import Input, Output, dcc, html
 from flask import Response, abort
 
-from dashboards import ids
-from dashboards.context import get_context, load_context, set_context
+from dashboards import access, api, ids
+from dashboards.context import get_context, load_context, on_reload, set_context
 from dashboards.i18n import lang_from_search, t
 from gridgov.config import Settings
 from gridgov.store import Store
@@ -66,6 +67,10 @@ def create_app(settings: Settings) -> dash.Dash:
     )
     app.layout = _shell
     _register_routes(app)
+    access.install(app, settings.db_path)
+    # The intake API (docs/api.md) places new cases on the current layout: it re-reads it after an adoption.
+    intake_api = api.install(app.server, store, settings)
+    on_reload(lambda _ctx: intake_api.reload())
     _register_shell_callbacks(app)
     log.info("app ready in %.0f ms: %s, layout %s with %d grids", (time.perf_counter() - started) * 1000,
              settings.db_path, ctx.layout_id, len(ctx.grids))
@@ -87,6 +92,7 @@ def _shell() -> html.Div:
                     ]),
                     html.Nav(id=ids.NAV, className="nav"),
                     dcc.Link(t("switch_lang"), id=ids.LANG_LINK, href="/?lang=zh", className="lang-link"),
+                    access.user_box(),
                 ],
             ),
             html.Main(dash.page_container, className="page"),
@@ -111,10 +117,13 @@ def _register_shell_callbacks(app: dash.Dash) -> None:
             dcc.Link(t(page["i18n_key"], lang) if "i18n_key" in page else page["name"],
                      href=page["relative_path"] + suffix,
                      className="nav-link active" if page["relative_path"] == current else "nav-link")
-            for page in sorted(dash.page_registry.values(), key=lambda p: p.get("order") or 0)
+            for page in access.visible_pages(access.signed_in())  # sorted by "order"; the server enforces it too
         ]
         other = "en" if lang == "zh" else "zh"
-        return t("product", lang), links, f"{current}?lang={other}", t("switch_lang", lang)
+        # Other query values (e.g. the Staffing page's ?street=) survive a language switch.
+        query = {k: v for k, v in parse_qs((search or "").lstrip("?")).items() if k != "lang"}
+        query["lang"] = [other]
+        return t("product", lang), links, f"{current}?{urlencode(query, doseq=True)}", t("switch_lang", lang)
 
 
 def _register_routes(app: dash.Dash) -> None:

@@ -1,7 +1,9 @@
 """The per-app context: the open store plus static data loaded once when the app starts.
 
 ``create_app`` builds an :class:`AppContext` and installs it with :func:`set_context`; layout functions read
-only its static fields (options, GeoJSON, bounds), and callbacks use ``store`` for live queries. Keeping it in a
+only its static fields (options, GeoJSON, bounds), and callbacks use ``store`` for live queries. Pages and callbacks
+call :func:`get_context` at request time (never keep it at import), so that :func:`reload_context` after a change of
+the current layout (the Planner's adopt and undo) reaches every page. Keeping it in a
 module rather than in a closure lets page modules stay plain modules that Dash Pages imports by itself.
 
 One process serves one app (the server is the database's single writer), so one module-level context suffices.
@@ -10,6 +12,8 @@ One process serves one app (the server is the database's single writer), so one 
 from __future__ import annotations
 
 import json
+import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -70,6 +74,15 @@ class AppContext:
     categories: pd.DataFrame
     time_range: tuple[datetime, datetime] | None
     grid_features: dict[str, dict[str, Any]] = field(default_factory=dict)
+    revision: int = 0
+
+    def geo_path(self, name: str) -> str:
+        """Path of a static boundary layer (``grids``, ``streets``, ``communities``) served by the app.
+
+        The query names the layout and the context's revision: browsers cache the files for an hour, and after an
+        adoption the grid outlines must come from the new layout, not from the cache.
+        """
+        return f"/geo/{name}.geojson?v={self.layout_id or 0}.{self.revision}"
 
     @property
     def community_names(self) -> dict[str, str]:
@@ -82,9 +95,11 @@ class AppContext:
 
 
 _CONTEXT: AppContext | None = None
+_RELOAD = threading.Lock()
+_LISTENERS: list[Callable[[AppContext], None]] = []
 
 
-def load_context(settings: Settings, store: Store) -> AppContext:
+def load_context(settings: Settings, store: Store, *, revision: int = 0) -> AppContext:
     """Read the static data of the current layout from ``store`` (a handful of queries, once).
 
     Parameters
@@ -93,6 +108,8 @@ def load_context(settings: Settings, store: Store) -> AppContext:
         The deployment's settings.
     store
         An open store.
+    revision
+        How many times the context was reloaded (:func:`reload_context`).
 
     Returns
     -------
@@ -138,6 +155,7 @@ def load_context(settings: Settings, store: Store) -> AppContext:
         categories=store.categories(),
         time_range=store.incident_time_range(),
         grid_features={f["id"]: f for f in grid_geojson["features"]},
+        revision=revision,
     )
 
 
@@ -162,3 +180,29 @@ def get_context() -> AppContext:
     if _CONTEXT is None:
         raise RuntimeError("no dashboard context: build the app with dashboards.app.create_app(settings) first")
     return _CONTEXT
+
+
+def reload_context() -> AppContext:
+    """Re-read the static data from the store (after the current layout changed) and install it.
+
+    Requests already running keep the context they started with; every later request sees the new one.
+
+    Raises
+    ------
+    RuntimeError
+        When no app has been created in this process.
+    """
+    with _RELOAD:
+        old = get_context()
+        ctx = load_context(old.settings, old.store, revision=old.revision + 1)
+        set_context(ctx)
+        listeners = list(_LISTENERS)
+    for listener in listeners:
+        listener(ctx)
+    return ctx
+
+
+def on_reload(listener: Callable[[AppContext], None]) -> None:
+    """Call ``listener(new_context)`` after every :func:`reload_context` (e.g. the intake API's ``reload``, which
+    caches its own view of the current layout)."""
+    _LISTENERS.append(listener)

@@ -466,7 +466,8 @@ def open_case_rows(cases: pd.DataFrame, *, now: datetime, lang: str = "en") -> l
     Returns
     -------
     list of dict
-        ``case, category, status, due, left, overdue`` per case; ``left`` is "overdue 5 h" or "in 2 d".
+        ``case, category, status, due, left, overdue, reporter`` per case; ``left`` is "overdue 5 h" or "in 2 d";
+        ``reporter`` is empty unless ``cases`` has ``reporter_name``/``reporter_phone``.
     """
     if cases.empty:
         return []
@@ -485,6 +486,9 @@ def open_case_rows(cases: pd.DataFrame, *, now: datetime, lang: str = "en") -> l
             "due": fmt_time(due),
             "left": t("overdue_by" if overdue else "due_in", lang, d=fmt_duration(hours, lang)),
             "overdue": overdue,
+            # Present only when the caller joined reporters in (already masked for whoever looks).
+            "reporter": " · ".join(v for v in (getattr(rec, "reporter_name", None),
+                                                getattr(rec, "reporter_phone", None)) if isinstance(v, str) and v),
         })
     return rows
 

@@ -34,6 +34,7 @@ from numpy.typing import NDArray
 from shapely.geometry.base import BaseGeometry
 
 from gridgov import geo
+from gridgov.auth import create_demo_users
 from gridgov.codes import assign_grid_codes, reading_order
 from gridgov.config import WorkCalendar
 from gridgov.errors import InputError, StoreError
@@ -1882,6 +1883,9 @@ def build_demo(store: Store, *, size: str = "medium", seed: int = 0, as_of: date
         "demo_window_end": win.end.isoformat(),
         "demo_hidden": json.dumps(hidden, ensure_ascii=False, sort_keys=True),
     })
+    # The documented demo users (docs/access.md), all with the published demo password: `gridgov serve` refuses
+    # them unless told it serves a demo (--demo).
+    users = create_demo_users(store, at=win.end)
     active = int(staff.roster["active"].sum())
     return {
         "size": size,
@@ -1901,6 +1905,7 @@ def build_demo(store: Store, *, size: str = "medium", seed: int = 0, as_of: date
         "open": int(open_mask.sum()),
         "overdue": overdue,
         "layout_id": layout_id,
+        "users": [u.username for u in users],
         "seconds": round(perf_counter() - t0, 1),
     }
 

@@ -26,8 +26,9 @@ from gridgov.incidents import OPEN_STATUSES, due_times
 from gridgov.store import Store
 from tests.conftest import DEMO_AS_OF
 
-# Wall-clock columns the demo cannot control: when a migration was applied (written by the store on first open).
-WALL_CLOCK_COLUMNS = {("schema_version", "applied_at")}
+# Wall-clock columns the demo cannot control: when a migration was applied (written by the store on first open), and
+# the demo users' password hashes (salted, so the same password hashes differently each build).
+WALL_CLOCK_COLUMNS = {("schema_version", "applied_at"), ("app_user", "password_hash")}
 
 
 def _dump(path: Path) -> dict[str, pa.Table]:

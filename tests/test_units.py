@@ -124,8 +124,9 @@ def test_units_cover_the_district_exactly_once(seed: int, shape: str, share: flo
     units = build_units(_district(district), shape=shape, min_area_share=share)  # type: ignore[arg-type]
     geoms = _metric(units)
     union = shapely.union_all(geoms.values, grid_size=1e-3)
-    # The union equals the district up to the millimetre snapping of cut edges.
-    assert union.symmetric_difference(district).area < max(1.0, 1e-6 * district.area)
+    # The union equals the district up to the millimetre snapping of cut edges and the lon/lat round trip of the
+    # stored units: at most a millimetre-wide band along the boundary.
+    assert union.symmetric_difference(district).area < max(1.0, 1e-3 * district.length)
     assert geoms.area.sum() == pytest.approx(district.area, abs=1.0)  # no overlaps
     assert units.unit_id.is_unique
     graph = adjacency(units)

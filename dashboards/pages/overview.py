@@ -17,6 +17,8 @@ import pandas as pd
 from dash import ALL, Input, Output, Patch, State, callback, clientside_callback, ctx, dcc, html, no_update
 
 from dashboards import ids
+from dashboards.access import sees_personal_data
+from dashboards.cases import reporters
 from dashboards.context import AppContext, get_context
 from dashboards.figures import (
     BASEMAPS,
@@ -72,9 +74,9 @@ def layout(lang: str = "en", **_query: str) -> html.Div:
     # Colours arrive with the first filter callback; until then no grid is coloured.
     frame = density_frame(app_ctx.grids, pd.DataFrame(columns=["grid_code"]),
                           in_area=pd.Series(False, index=app_ctx.grids.index))
-    layers = boundary_layers(grids_source=dash.get_relative_path("/geo/grids.geojson"),
-                             communities_source=dash.get_relative_path("/geo/communities.geojson"),
-                             streets_source=dash.get_relative_path("/geo/streets.geojson"))
+    layers = boundary_layers(grids_source=dash.get_relative_path(app_ctx.geo_path("grids")),
+                             communities_source=dash.get_relative_path(app_ctx.geo_path("communities")),
+                             streets_source=dash.get_relative_path(app_ctx.geo_path("streets")))
     figure = density_map(app_ctx.grid_geojson, frame, lang=lang, view=map_view(app_ctx.bounds), layers=layers,
                          community_names=app_ctx.community_names)
     return html.Div(
@@ -342,6 +344,9 @@ def _show_detail(code: str | None, filters: dict[str, Any] | None, lang: str | N
     counts = app_ctx.store.grid_category_counts(app_ctx.layout_id or 0, code, start=start, end=end,
                                                 categories=cats, klass=klass)
     cases = app_ctx.store.grid_open_cases(app_ctx.layout_id or 0, code, categories=cats, klass=klass)
+    # Reporters' names and phones: whole for a manager of this grid, masked for everyone else (gridgov.privacy).
+    people = reporters(app_ctx.store, cases["incident_id"].tolist(), personal=sees_personal_data(code))
+    cases = cases.merge(people, on="incident_id", how="left")
     log.info("overview: detail of %s in %.0f ms", code, (time.perf_counter() - started) * 1000)
     return _detail_panel(app_ctx, code, counts, cases, now=now, lang=lang), patch
 
@@ -361,7 +366,8 @@ def _detail_panel(app_ctx: AppContext, code: str, counts: pd.DataFrame, cases: p
         head = html.Tr([html.Th(t(k, lang)) for k in ("col_case", "col_due", "col_status")])
         body = [
             html.Tr(className="overdue" if r["overdue"] else "", children=[
-                html.Td([html.Div(r["case"], className="mono case-id"), html.Div(r["category"])]),
+                html.Td([html.Div(r["case"], className="mono case-id"), html.Div(r["category"]),
+                         html.Div(r["reporter"], className="muted reporter") if r["reporter"] else None]),
                 html.Td([html.Div(r["due"], className="nowrap"),
                          html.Div(r["left"], className="flag" if r["overdue"] else "muted")]),
                 html.Td(r["status"]),

@@ -83,6 +83,11 @@ class UsersMixin(Connection):
                     con.execute("UPDATE incident SET status = ? WHERE incident_id = ?", [status, incident_id])
             con.execute("INSERT INTO incident_event VALUES (?, ?, ?, ?, ?)", [incident_id, at, event, actor, note])
 
+    def incident_reporters(self, incident_ids: list[int]) -> pd.DataFrame:
+        """``incident_id, reporter_name, reporter_phone`` of the given cases (unmasked: callers mask)."""
+        return self.df("SELECT incident_id, reporter_name, reporter_phone FROM incident "
+                       "WHERE list_contains(?, incident_id) ORDER BY incident_id", [[int(i) for i in incident_ids]])
+
     def incident_events(self, incident_id: int) -> pd.DataFrame:
         """The lifecycle events of a case, oldest first."""
         return self.df("SELECT event_at, status, actor, note FROM incident_event WHERE incident_id = ? "

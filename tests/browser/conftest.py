@@ -29,6 +29,8 @@ from typing import Any
 
 import pytest
 
+from gridgov.auth import DEMO_PASSWORD
+
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
 #: The clock of every browser test: the morning after the last day of the demo year (demo built with as_of
@@ -97,7 +99,9 @@ class Server:
 
 
 def start_server(db: Path, *, now: str = DEMO_NOW, timeout: float = 90.0) -> Server:
-    """Start ``python -m gridgov.cli serve`` on ``db`` and wait until ``/healthz`` answers.
+    """Start ``python -m gridgov.cli serve --demo`` on ``db`` and wait until ``/healthz`` answers.
+
+    ``--demo`` lets the demo's users (:data:`gridgov.auth.DEMO_PASSWORD`) sign in; see :func:`login`.
 
     Parameters
     ----------
@@ -119,7 +123,7 @@ def start_server(db: Path, *, now: str = DEMO_NOW, timeout: float = 90.0) -> Ser
     env.pop("GRIDGOV_DB", None)
     with log.open("wb") as out:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "gridgov.cli", "serve", "--db", str(db), "--port", str(port)],
+            [sys.executable, "-m", "gridgov.cli", "serve", "--db", str(db), "--port", str(port), "--demo"],
             cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT,
         )
     server = Server(proc=proc, port=port, db=db, log=log)
@@ -199,6 +203,32 @@ def wait_for(driver: Any, predicate: Callable[[Any], Any], *, timeout: float = 3
         time.sleep(0.2)
     raise AssertionError(f"timed out after {timeout:.0f} s waiting for {message or predicate}; "
                          f"last error: {last_exc!r}; console: {console_errors(driver)}")
+
+
+def login(driver: Any, server: Server, username: str, password: str = DEMO_PASSWORD, *, lang: str | None = None
+          ) -> None:
+    """Sign in through the ``/login`` form (signing out first) and wait until the browser has left it.
+
+    Parameters
+    ----------
+    driver
+        The Selenium driver.
+    server
+        The server to sign in to.
+    username, password
+        A user of the served database (the demo's users share :data:`gridgov.auth.DEMO_PASSWORD`).
+    lang
+        ``zh`` to use the Chinese form (the start page then opens in Chinese).
+    """
+    from selenium.webdriver.common.by import By
+
+    # Through /logout, which ends any earlier session and lands on the form: switching users works too.
+    driver.get(server.url("/logout" + (f"?lang={lang}" if lang else "")))
+    wait_for(driver, lambda d: d.find_elements(By.NAME, "username"), message="the login form")
+    driver.find_element(By.NAME, "username").send_keys(username)
+    driver.find_element(By.NAME, "password").send_keys(password)
+    driver.find_element(By.ID, "login-submit").click()
+    wait_for(driver, lambda d: "/login" not in d.current_url, message=f"sign-in of {username}")
 
 
 def pick_option(driver: Any, dropdown_id: str, text: str) -> None:

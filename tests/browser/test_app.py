@@ -12,6 +12,7 @@ import dash
 import pytest
 
 from dashboards import ids
+from gridgov.auth import DEMO_PASSWORD, add_user
 from gridgov.config import Settings
 from tests.fixtures import NOW, build_tiny
 
@@ -22,7 +23,9 @@ def tiny_app(tmp_path: Path) -> Iterator[dash.Dash]:
     from dashboards.context import get_context
 
     db = tmp_path / "tiny.duckdb"
-    build_tiny(db).close()
+    store = build_tiny(db)
+    add_user(store, "manager", DEMO_PASSWORD, role="manager")
+    store.close()
     app = create_app(Settings(db_path=db, now=NOW))
     yield app
     get_context().store.close()
@@ -57,6 +60,8 @@ def _kpis(cards: list[Any]) -> dict[str, str]:
 def test_health_layers_and_page(tiny_app: dash.Dash) -> None:
     client = tiny_app.server.test_client()
     assert client.get("/healthz").data == b"ok"
+    assert client.get("/").status_code == 302  # to the login page
+    assert client.post("/login", data={"username": "manager", "password": DEMO_PASSWORD}).status_code == 302
     grids = client.get("/geo/grids.geojson").get_json()
     assert [f["id"] for f in grids["features"]] == ["G1", "G2", "G3", "G4"]
     assert client.get("/geo/streets.geojson").status_code == 200

@@ -10,7 +10,7 @@ import pytest
 from dashboards import ids
 from dashboards.figures import BASEMAPS
 from gridgov.store import Store
-from tests.browser.conftest import DEMO_NOW, Server, console_errors, save_screenshot, wait_for
+from tests.browser.conftest import DEMO_NOW, Server, console_errors, login, save_screenshot, wait_for
 
 pytestmark = pytest.mark.browser
 
@@ -68,6 +68,7 @@ def _click_at(driver: Any, x: float, y: float) -> None:
 
 def test_overview_map_filters_and_detail(small_demo_db: Path, demo_server: Server, browser: Any) -> None:
     codes, points = _current_grids(small_demo_db)
+    login(browser, demo_server, "manager")
     browser.get(demo_server.url("/"))
 
     fig = wait_for(browser, lambda d: (f := d.execute_script(_FIGURE_JS)) and f["colored"] > 0 and f,
@@ -142,6 +143,7 @@ def test_overview_map_filters_and_detail(small_demo_db: Path, demo_server: Serve
 
 
 def test_overview_in_chinese(demo_server: Server, browser: Any) -> None:
+    login(browser, demo_server, "manager")
     browser.get(demo_server.url("/?lang=zh"))
     wait_for(browser, lambda d: _is_number(_kpi(d, "reported")), timeout=60, message="KPI numbers")
     assert browser.find_element("css selector", "#kpi-open .kpi-label").text.strip() == "在办案件"
