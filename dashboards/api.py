@@ -41,7 +41,7 @@ class IntakeAPI:
     """The routes and their state: the store, the placing context (reloaded after a layout change) and the rate
     limiter."""
 
-    def __init__(self, store: Store, settings: Settings, *, rate: float = 20.0, burst: int = 60) -> None:
+    def __init__(self, store: Store, settings: Settings, *, rate: float = 100.0, burst: int = 200) -> None:
         self.store = store
         self.settings = settings
         self.limiter = intake.RateLimiter(rate=rate, burst=burst)

@@ -88,7 +88,7 @@ def check_key(store: Store, key: str | None) -> Client:
 class RateLimiter:
     """A token bucket per client: ``rate`` requests a second on average, bursts up to ``burst``."""
 
-    def __init__(self, rate: float = 20.0, burst: int = 60) -> None:
+    def __init__(self, rate: float = 100.0, burst: int = 200) -> None:
         self.rate, self.burst = rate, burst
         self._state: dict[str, tuple[float, float]] = {}
         self._lock = threading.Lock()
