@@ -128,6 +128,11 @@ def window_bounds(window: str | None, start_date: str | None, end_date: str | No
 
 
 # -- geometry ------------------------------------------------------------------------------------------------
+#: Plotly's config for every map of the dashboard: wheel zoom, no logo, none of the selection or export buttons.
+GRAPH_CONFIG: dict[str, Any] = {"displaylogo": False, "scrollZoom": True,
+                                "modeBarButtonsToRemove": ["select2d", "lasso2d", "toImage"]}
+
+
 def to_geojson(gdf: gpd.GeoDataFrame, *, id_column: str, precision: int = 6) -> dict[str, Any]:
     """A FeatureCollection whose feature ``id`` is ``id_column``, coordinates rounded, no properties.
 

@@ -572,16 +572,11 @@ def test_cli_ingest_json(tiny_store: Store, tmp_path: Path) -> None:
 # Real data: MyLA311 with the la311 preset
 # ---------------------------------------------------------------------------------------------------------------
 def test_la311_preset_imports_the_real_sample(la311_dir: Path, tmp_path: Path) -> None:
+    from tests.la311 import council_units
+
     nc = gpd.read_file(la311_dir / "la_neighborhood_councils_2020_wgs84.geojson")
     assert nc.crs is not None and nc.crs.to_epsg() == 4326
-    units = gpd.GeoDataFrame({
-        "unit_id": np.arange(1, len(nc) + 1),
-        "community_code": nc["nc_id"].fillna("unknown").astype(str).to_numpy(),
-        "land_use": "residential",
-        "area_m2": nc.to_crs("EPSG:3310").area.to_numpy(),
-        "households": 0,
-        "population": 0,
-    }, geometry=nc.geometry.values, crs=4326)
+    units = council_units(la311_dir)
     with Store(tmp_path / "la.duckdb") as store:
         store.write_categories(load_categories())
         store.write_units(units)

@@ -2,29 +2,12 @@
 
 from __future__ import annotations
 
-import json
-import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-NOW = {"GRIDGOV_NOW": "2026-07-01T00:00"}
-
-
-def _run(*args: str, db: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "gridgov.cli", *args, "--db", str(db)], capture_output=True,
-                          text=True, check=False, env={**os.environ, **NOW}, timeout=300,
-                          cwd=Path(__file__).resolve().parents[1])
-
-
-def _json(*args: str, db: Path) -> Any:
-    done = _run(*args, "--json", db=db)
-    assert done.returncode == 0, done.stderr
-    return json.loads(done.stdout)
+from tests.cli import cli_json, run_cli
 
 
 @pytest.fixture
@@ -35,34 +18,34 @@ def demo(small_demo_db: Path, tmp_path: Path) -> Path:
 
 
 def test_plan_compare_replay_adopt_and_undo_from_the_command_line(demo: Path) -> None:
-    _json("regrid", "--name", "even", "--n-grids", "16", "--tolerance", "0.5", db=demo)
-    layouts = {r["name"]: r["status"] for r in _json("scenarios", db=demo)["layouts"]}
+    cli_json("regrid", "--name", "even", "--n-grids", "16", "--tolerance", "0.5", db=demo)
+    layouts = {r["name"]: r["status"] for r in cli_json("scenarios", db=demo)["layouts"]}
     current = next(n for n, s in layouts.items() if s == "current")
     assert layouts["even"] == "scenario"
 
-    rows = {r["metric"]: r for r in _json("scenarios", "compare", current, "even", "--households", "100-300",
+    rows = {r["metric"]: r for r in cli_json("scenarios", "compare", current, "even", "--households", "100-300",
                                           db=demo)["rows"]}
     assert rows["max_over_mean"]["better"] is True  # the demo's hand-drawn grids are unbalanced
     assert rows["households_moved_share"]["b"] > 0 and rows["outside_range"]["a"] is not None
 
-    replay = _json("replay", db=demo)
+    replay = cli_json("replay", db=demo)
     assert abs(replay["calibration"]["error_points"]) <= 5.0
     assert {"grid_code", "weekly_hours_mean", "weekly_hours_p90", "forecast_on_time"} <= set(replay["grids"][0])
 
-    adopted = _json("adopt", "even", db=demo)
+    adopted = cli_json("adopt", "even", db=demo)
     assert adopted["archived"] == current and not adopted["restored"]
-    refused = _run("scenarios", "delete", current, db=demo)
+    refused = run_cli("scenarios", "delete", current, db=demo)
     assert refused.returncode == 2 and "only scenarios can be deleted" in refused.stderr
-    undone = _json("adopt", current, db=demo)
+    undone = cli_json("adopt", current, db=demo)
     assert undone["restored"] and undone["archived"] == "even"
-    assert {r["name"]: r["status"] for r in _json("scenarios", db=demo)["layouts"]} == {current: "current",
+    assert {r["name"]: r["status"] for r in cli_json("scenarios", db=demo)["layouts"]} == {current: "current",
                                                                                         "even": "archived"}
 
 
 def test_rename_delete_and_outlier(demo: Path) -> None:
-    _json("regrid", "--name", "draft", "--n-grids", "16", "--tolerance", "0.5", db=demo)
-    assert _run("scenarios", "rename", "draft", "draft 2", db=demo).returncode == 0
-    assert _run("scenarios", "delete", "draft 2", db=demo).returncode == 0
-    assert "draft 2" not in {r["name"] for r in _json("scenarios", db=demo)["layouts"]}
-    out = _json("scenarios", "outlier", "--n", "3", db=demo)
+    cli_json("regrid", "--name", "draft", "--n-grids", "16", "--tolerance", "0.5", db=demo)
+    assert run_cli("scenarios", "rename", "draft", "draft 2", db=demo).returncode == 0
+    assert run_cli("scenarios", "delete", "draft 2", db=demo).returncode == 0
+    assert "draft 2" not in {r["name"] for r in cli_json("scenarios", db=demo)["layouts"]}
+    out = cli_json("scenarios", "outlier", "--n", "3", db=demo)
     assert out["samples"] == 3 and out["balance_percentile"] == 100.0

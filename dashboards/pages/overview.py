@@ -24,6 +24,7 @@ from dashboards.figures import (
     BASEMAPS,
     DEFAULT_WINDOW,
     EMPTY_FEATURES,
+    GRAPH_CONFIG,
     LAYER_BASEMAP,
     LAYER_SELECTED,
     WINDOW_DAYS,
@@ -54,8 +55,6 @@ log = logging.getLogger("gridgov.dashboards")
 MAX_CASE_ROWS = 50
 #: How often an open page re-reads the store: open/overdue counts change as cases arrive and deadlines pass.
 REFRESH_MS = 60_000
-_GRAPH_CONFIG: Any = {"displaylogo": False, "scrollZoom": True,
-                 "modeBarButtonsToRemove": ["select2d", "lasso2d", "toImage"]}
 
 
 # -- layout ---------------------------------------------------------------------------------------------------
@@ -96,7 +95,7 @@ def layout(lang: str = "en", **_query: str) -> html.Div:
                 html.Div(id=ids.OV_KPIS, className="kpis", children=_kpi_cards(kpi_placeholders(lang))),
                 html.Div(className="ov-body", children=[
                     html.Div(className="card map-card", children=[
-                        dcc.Graph(id=ids.OV_MAP, figure=figure, config=_GRAPH_CONFIG, className="map-graph"),
+                        dcc.Graph(id=ids.OV_MAP, figure=figure, config=GRAPH_CONFIG, className="map-graph"),
                         html.Div(id=ids.OV_MAP_STATUS, className="map-status"),
                     ]),
                     html.Aside(id=ids.OV_DETAIL, className="card detail", children=_detail_placeholder(lang)),

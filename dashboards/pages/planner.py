@@ -25,7 +25,7 @@ from dash import ALL, Input, Output, State, callback, clientside_callback, ctx, 
 
 from dashboards import access, ids
 from dashboards.context import AppContext, get_context, reload_context
-from dashboards.figures import fmt_int, fmt_num, fmt_time, local_name, map_view
+from dashboards.figures import GRAPH_CONFIG, fmt_int, fmt_num, fmt_time, local_name, map_view
 from dashboards.i18n import normalize_lang, t
 from dashboards.jobs import RUNNER, JobBusy, JobStatus
 from dashboards.planner_figures import (
@@ -58,8 +58,6 @@ dash.register_page(__name__, path="/planner", name="Planner", title="Planner · 
 
 log = logging.getLogger("gridgov.dashboards")
 
-_GRAPH_CONFIG: Any = {"displaylogo": False, "scrollZoom": True,
-                      "modeBarButtonsToRemove": ["select2d", "lasso2d", "toImage"]}
 POLL_MS = 400
 DEFAULT_RANGE = "300-500"
 OUTLIER_SAMPLES = 100
@@ -305,7 +303,7 @@ def _map_card(title_id: str | None, graph_id: str, title: str, *, note_id: str |
     return html.Div(className="card map-card pl-map-card", children=[
         html.Div(title, id=title_id, className="pl-map-title") if title_id else html.Div(title,
                                                                                         className="pl-map-title"),
-        dcc.Graph(id=graph_id, config=_GRAPH_CONFIG, className="map-graph pl-map",
+        dcc.Graph(id=graph_id, config=GRAPH_CONFIG, className="map-graph pl-map",
                   figure={"data": [], "layout": {"xaxis": {"visible": False}, "yaxis": {"visible": False},
                                                  "margin": {"l": 0, "r": 0, "t": 0, "b": 0}}}),
         html.Div(id=note_id, className="map-status") if note_id else None,

@@ -39,6 +39,7 @@ from dashboards import ids
 from dashboards.context import AppContext, get_context
 from dashboards.figures import (
     EMPTY_FEATURES,
+    GRAPH_CONFIG,
     LAYER_SELECTED,
     fmt_int,
     fmt_num,
@@ -77,8 +78,6 @@ dash.register_page(__name__, path="/staffing", name="Staffing", title="Staffing 
 
 log = logging.getLogger("gridgov.dashboards")
 
-_GRAPH_CONFIG: Any = {"displaylogo": False, "scrollZoom": True,
-                      "modeBarButtonsToRemove": ["select2d", "lasso2d", "toImage"]}
 TABLE_PAGE_SIZE = 15
 #: Rows of the side lists (where to hire, overloaded workers) and quick picks before "and N more".
 _SIDE_ROWS = 6
@@ -232,7 +231,7 @@ def layout(lang: str = "en", street: str | None = None, **_query: str) -> html.D
             html.Div(id=ids.ST_KPIS, className="kpis", children=_kpi_cards(kpi_placeholders(lang))),
             html.Div(className="st-body", children=[
                 html.Div(className="card map-card", children=[
-                    dcc.Graph(id=ids.ST_MAP, figure=figure, config=_GRAPH_CONFIG, className="map-graph"),
+                    dcc.Graph(id=ids.ST_MAP, figure=figure, config=GRAPH_CONFIG, className="map-graph"),
                     html.Div(id=ids.ST_MAP_STATUS, className="map-status"),
                 ]),
                 _editor(lang),
