@@ -12,7 +12,7 @@ import dash
 from dash import Input, Output, dcc, html
 from flask import Response, abort
 
-from dashboards import access, api, ids
+from dashboards import access, api, ids, live
 from dashboards.context import get_context, load_context, on_reload, set_context
 from dashboards.i18n import lang_from_search, t
 from gridgov.config import Settings
@@ -71,6 +71,7 @@ def create_app(settings: Settings) -> dash.Dash:
     # The intake API (docs/api.md) places new cases on the current layout: it re-reads it after an adoption.
     intake_api = api.install(app.server, store, settings)
     on_reload(lambda _ctx: intake_api.reload())
+    intake_api.listeners.append(live.bump)  # open pages show a new case within seconds
     _register_shell_callbacks(app)
     log.info("app ready in %.0f ms: %s, layout %s with %d grids", (time.perf_counter() - started) * 1000,
              settings.db_path, ctx.layout_id, len(ctx.grids))

@@ -25,6 +25,8 @@ OV_BASIS = "ov-basis"
 OV_BASEMAP = "ov-basemap"
 OV_BASEMAP_OK = "ov-basemap-ok"  # dcc.Store: the basemap whose tiles loaded, or "offline:<name>"
 OV_BASEMAP_NOTE = "ov-basemap-note"
+OV_LIVE = "ov-live"  # dcc.Interval: asks whether new cases arrived (dashboards.live)
+OV_LIVE_REV = "ov-live-rev"  # dcc.Store: the data revision this page last drew
 OV_REFRESH = "ov-refresh"  # dcc.Interval: re-reads "now" so open/overdue stay live
 OV_FILTERS = "ov-filters"  # dcc.Store: the normalised filter state every data callback reads
 
@@ -161,6 +163,8 @@ LOGIN_LOGOUT = "login-logout"
 # worker: My grids
 WK_LANG = "wk-lang"
 WK_REV = "wk-rev"  # dcc.Store: bumped after each case action so the list and map re-read the store
+WK_LIVE = "wk-live"  # dcc.Interval: asks whether new cases arrived (dashboards.live)
+WK_LIVE_REV = "wk-live-rev"  # dcc.Store: the data revision this page last drew
 WK_REFRESH = "wk-refresh"  # dcc.Interval: re-reads "now" and new cases
 WK_SELECTED = "wk-selected"  # dcc.Store: incident id of the case shown in the detail sheet, or None
 WK_TITLE = "wk-title"

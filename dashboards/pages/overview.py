@@ -16,7 +16,7 @@ import dash
 import pandas as pd
 from dash import ALL, Input, Output, Patch, State, callback, clientside_callback, ctx, dcc, html, no_update
 
-from dashboards import ids
+from dashboards import ids, live
 from dashboards.access import sees_personal_data
 from dashboards.cases import reporters
 from dashboards.context import AppContext, get_context
@@ -86,6 +86,8 @@ def layout(lang: str = "en", **_query: str) -> html.Div:
             dcc.Store(id=ids.OV_SELECTED, data=None),
             dcc.Store(id=ids.OV_BASEMAP_OK),
             dcc.Interval(id=ids.OV_REFRESH, interval=REFRESH_MS),
+            dcc.Interval(id=ids.OV_LIVE, interval=live.POLL_MS),
+            dcc.Store(id=ids.OV_LIVE_REV, data=live.revision()),
             _filter_panel(app_ctx, lang),
             html.Section(className="ov-main", children=[
                 html.Div(className="ov-head", children=[
@@ -206,10 +208,10 @@ def _show_dates(window: str | None) -> dict[str, str]:
           Input(ids.OV_WINDOW, "value"), Input(ids.OV_DATES, "start_date"), Input(ids.OV_DATES, "end_date"),
           Input(ids.OV_CLASS, "value"), Input(ids.OV_CATEGORIES, "value"), Input(ids.OV_STREET, "value"),
           Input(ids.OV_COMMUNITY, "value"), Input(ids.OV_BASIS, "value"), Input(ids.OV_REFRESH, "n_intervals"),
-          State(ids.OV_LANG, "data"))
+          Input(ids.OV_LIVE_REV, "data"), State(ids.OV_LANG, "data"))
 def _collect_filters(window: str | None, start_date: str | None, end_date: str | None, klass: str | None,
                      cats: list[str] | None, street: str | None, community: str | None, basis: str | None,
-                     _tick: int | None, lang: str | None) -> tuple[dict[str, Any], str]:
+                     _tick: int | None, _live: int | None, lang: str | None) -> tuple[dict[str, Any], str]:
     now = get_context().now()
     start, end = window_bounds(window, start_date, end_date, now=now)
     filters = {
@@ -221,6 +223,14 @@ def _collect_filters(window: str | None, start_date: str | None, end_date: str |
     shown_end = min(end, now)
     caption = t("window_caption", normalize_lang(lang), start=fmt_time(start), end=fmt_time(shown_end))
     return filters, caption
+
+
+@callback(Output(ids.OV_LIVE_REV, "data"), Input(ids.OV_LIVE, "n_intervals"), State(ids.OV_LIVE_REV, "data"),
+          prevent_initial_call=True)
+def _poll_live(_n: int | None, seen: int | None) -> Any:
+    # Cheap: nothing is read unless cases arrived since this page last drew (then the filters re-run the query).
+    now = live.revision()
+    return now if now != seen else no_update
 
 
 def _area_mask(app_ctx: AppContext, filters: dict[str, Any]) -> pd.Series:

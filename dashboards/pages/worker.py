@@ -14,7 +14,7 @@ import dash
 import pandas as pd
 from dash import ALL, Input, Output, State, callback, ctx, dcc, html, no_update
 
-from dashboards import ids
+from dashboards import ids, live
 from dashboards.access import signed_in
 from dashboards.cases import check_case, my_grids, my_open_cases, reporter_text, reporters
 from dashboards.context import AppContext, get_context
@@ -47,6 +47,8 @@ def layout(lang: str = "en", **_query: str) -> html.Div:
         dcc.Store(id=ids.WK_REV, data=0),
         dcc.Store(id=ids.WK_SELECTED, data=None),
         dcc.Interval(id=ids.WK_REFRESH, interval=REFRESH_MS),
+        dcc.Interval(id=ids.WK_LIVE, interval=live.POLL_MS),
+        dcc.Store(id=ids.WK_LIVE_REV, data=live.revision()),
         html.Div(className="wk-head", children=[
             html.H1(t("wk_title", lang)),
             html.Div(id=ids.WK_TITLE, className="wk-sub"),
@@ -93,8 +95,9 @@ def _worker() -> User:
 # -- list, map and summary -----------------------------------------------------------------------------------------
 @callback(Output(ids.WK_TITLE, "children"), Output(ids.WK_SUMMARY, "children"), Output(ids.WK_MAP, "figure"),
           Output(ids.WK_LIST, "children"),
-          Input(ids.WK_REV, "data"), Input(ids.WK_REFRESH, "n_intervals"), State(ids.WK_LANG, "data"))
-def _refresh(_rev: int | None, _tick: int | None, lang: str | None) -> tuple[Any, ...]:
+          Input(ids.WK_REV, "data"), Input(ids.WK_REFRESH, "n_intervals"), Input(ids.WK_LIVE_REV, "data"),
+          State(ids.WK_LANG, "data"))
+def _refresh(_rev: int | None, _tick: int | None, _live: int | None, lang: str | None) -> tuple[Any, ...]:
     lang = normalize_lang(lang)
     user = _worker()
     app_ctx = get_context()
@@ -141,6 +144,13 @@ def _case_list(rows: list[dict[str, Any]], lang: str) -> Any:
 
 
 # -- selection and detail ------------------------------------------------------------------------------------------
+@callback(Output(ids.WK_LIVE_REV, "data"), Input(ids.WK_LIVE, "n_intervals"), State(ids.WK_LIVE_REV, "data"),
+          prevent_initial_call=True)
+def _poll_live(_n: int | None, seen: int | None) -> Any:
+    now = live.revision()
+    return now if now != seen else no_update
+
+
 @callback(Output(ids.WK_SELECTED, "data"),
           Input({"type": ids.WK_CASE, "index": ALL}, "n_clicks"), Input(ids.WK_MAP, "clickData"),
           Input(ids.WK_CLOSE, "n_clicks"), prevent_initial_call=True)

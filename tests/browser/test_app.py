@@ -73,7 +73,7 @@ def test_health_layers_and_page(tiny_app: dash.Dash) -> None:
 def test_overview_callbacks_on_the_tiny_district(tiny_app: dash.Dash) -> None:
     page = sys.modules["dashboards.pages.overview"]
     filters, caption = page._collect_filters("custom", "2026-06-01", "2026-06-10", "all", [], None, None, "km2",
-                                             None, "en")
+                                             None, 0, "en")
     assert caption == "2026-06-01 00:00 → 2026-06-10 12:00"
     _patch, cards, status, as_of = page._update_overview(filters, "en")
     assert _kpis(cards) == {"open": "2", "overdue": "1", "reported": "5", "on_time": "66.7%"}
@@ -82,12 +82,13 @@ def test_overview_callbacks_on_the_tiny_district(tiny_app: dash.Dash) -> None:
 
     # Community B only (G3, G4): the street light id4 is open, the parking case id6 closed on time.
     filters_b, _ = page._collect_filters("custom", "2026-06-01", "2026-06-10", "all", [], None, "990100001002",
-                                         "km2", None, "en")
+                                         "km2", None, 0, "en")
     _patch, cards, _status, _ = page._update_overview(filters_b, "en")
     assert _kpis(cards) == {"open": "1", "overdue": "0", "reported": "2", "on_time": "100.0%"}
 
     # Nothing reported for a category in the window: the empty-state note replaces the summary.
-    filters_none, _ = page._collect_filters("7", None, None, "component", ["bench"], None, None, "km2", None, "en")
+    filters_none, _ = page._collect_filters("7", None, None, "component", ["bench"], None, None, "km2", None, 0,
+                                            "en")
     _patch, cards, status, _ = page._update_overview(filters_none, "en")
     assert _kpis(cards)["reported"] == "0"
     assert _texts(status) == ["No incidents in this window."]
