@@ -456,6 +456,11 @@ def category_bar(counts: pd.DataFrame, *, lang: str = "en") -> go.Figure:
     return fig
 
 
+#: A case whose deadline passed this recently is flagged "just overdue" on the pages: it needs attention now, and
+#: whoever looked an hour ago saw it still in time.
+JUST_OVERDUE_HOURS = 1.0
+
+
 def open_case_rows(cases: pd.DataFrame, *, now: datetime, lang: str = "en") -> list[dict[str, Any]]:
     """Display rows for a grid's open cases, soonest deadline first.
 
@@ -471,7 +476,8 @@ def open_case_rows(cases: pd.DataFrame, *, now: datetime, lang: str = "en") -> l
     Returns
     -------
     list of dict
-        ``case, category, status, due, left, overdue, reporter`` per case; ``left`` is "overdue 5 h" or "in 2 d";
+        ``case, category, status, due, left, overdue, just_overdue, reporter`` per case; ``left`` is "overdue 5 h"
+        or "in 2 d"; ``just_overdue`` when the deadline passed less than :data:`JUST_OVERDUE_HOURS` ago;
         ``reporter`` is empty unless ``cases`` has ``reporter_name``/``reporter_phone``.
     """
     if cases.empty:
@@ -491,6 +497,7 @@ def open_case_rows(cases: pd.DataFrame, *, now: datetime, lang: str = "en") -> l
             "due": fmt_time(due),
             "left": t("overdue_by" if overdue else "due_in", lang, d=fmt_duration(hours, lang)),
             "overdue": overdue,
+            "just_overdue": bool(-JUST_OVERDUE_HOURS < hours < 0),
             # Present only when the caller joined reporters in (already masked for whoever looks).
             "reporter": " · ".join(v for v in (getattr(rec, "reporter_name", None),
                                                 getattr(rec, "reporter_phone", None)) if isinstance(v, str) and v),

@@ -504,6 +504,7 @@ STRINGS: dict[str, dict[Lang, str]] = {
     "wk_overdue": {"en": "{n} overdue", "zh": "超期 {n} 件"},
     "wk_soon": {"en": "{n} due within a working day", "zh": "{n} 件一个工作日内到期"},
     "wk_legend_overdue": {"en": "Overdue", "zh": "已超期"},
+    "just_overdue": {"en": "Just overdue", "zh": "刚超期"},
     "wk_legend_soon": {"en": "Due within 1 working day", "zh": "1个工作日内到期"},
     "wk_legend_later": {"en": "Later", "zh": "时间充裕"},
     "wk_export": {"en": "Take the map with me", "zh": "带走地图"},

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
-from dashboards.figures import fmt_duration, local_name, map_view
+from dashboards.figures import JUST_OVERDUE_HOURS, fmt_duration, local_name, map_view
 from dashboards.i18n import t
 from gridgov.config import WorkCalendar
 from gridgov.incidents import due_times
@@ -70,7 +70,8 @@ def case_rows(cases: pd.DataFrame, *, now: datetime, calendar: WorkCalendar, lan
     Returns
     -------
     list of dict
-        ``incident_id, case, category, address, grid, status, due, left, urgency`` per case.
+        ``incident_id, case, category, address, grid, status, due, left, urgency, just_overdue`` per case
+        (``just_overdue``: the deadline passed less than :data:`JUST_OVERDUE_HOURS` ago).
     """
     if cases.empty:
         return []
@@ -89,6 +90,7 @@ def case_rows(cases: pd.DataFrame, *, now: datetime, calendar: WorkCalendar, lan
             "due": fmt_when(rec.due_at, lang, now=now),
             "left": t("overdue_by" if hours < 0 else "due_in", lang, d=fmt_duration(hours, lang)),
             "urgency": level,
+            "just_overdue": bool(-JUST_OVERDUE_HOURS < hours < 0),
         })
     return rows
 

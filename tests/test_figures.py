@@ -178,6 +178,10 @@ def test_open_cases_sorted_by_due_time_with_overdue_flag(tiny_store: Store) -> N
     rows = figures.open_case_rows(cases, now=NOW, lang="zh")
     assert [r["case"] for r in rows] == ["B", "#1"]
     assert rows[0]["left"] == "超期 2 小时" and rows[1]["left"] == "剩余 3 天"
+    assert g2[0]["just_overdue"] is False and rows[0]["just_overdue"] is False  # 19 h and 2 h ago
+    # Half an hour past its deadline, B has just become overdue: the case list flags it.
+    fresh = figures.open_case_rows(cases, now=NOW - timedelta(hours=1, minutes=30), lang="en")
+    assert [r["just_overdue"] for r in fresh] == [True, False]
     assert rows[0]["status"] == "已处置"
 
 

@@ -53,6 +53,17 @@ def test_rows_and_map() -> None:
     assert fig.layout.map.style == "white-bg"
 
 
+def test_a_deadline_that_passed_within_the_hour_is_flagged_just_overdue() -> None:
+    cases = _cases()
+    # Case 1 was due at 15:00: at 15:40 it has just become overdue; at 17:30 it is simply overdue.
+    assert [r["just_overdue"] for r in case_rows(cases, now=datetime(2026, 11, 27, 15, 40),
+                                                 calendar=WorkCalendar())] == [True, False, False]
+    assert [r["just_overdue"] for r in case_rows(cases, now=datetime(2026, 11, 27, 17, 30),
+                                                 calendar=WorkCalendar())] == [False, False, False]
+    assert [r["just_overdue"] for r in case_rows(cases, now=datetime(2026, 11, 27, 14, 59),
+                                                 calendar=WorkCalendar())] == [False, False, False]
+
+
 def test_field_map_has_the_grids_and_located_cases_only() -> None:
     page = field_map_html([SQUARE], _cases(), now=NOW, calendar=WorkCalendar(), lang="en", title="My grids · w")
     assert page.startswith("<!DOCTYPE html>")

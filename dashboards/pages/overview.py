@@ -378,6 +378,7 @@ def _detail_panel(app_ctx: AppContext, code: str, counts: pd.DataFrame, cases: p
                 html.Td([html.Div(r["case"], className="mono case-id"), html.Div(r["category"]),
                          html.Div(r["reporter"], className="muted reporter") if r["reporter"] else None]),
                 html.Td([html.Div(r["due"], className="nowrap"),
+                         html.Div(t("just_overdue", lang), className="just-overdue") if r["just_overdue"] else None,
                          html.Div(r["left"], className="flag" if r["overdue"] else "muted")]),
                 html.Td(r["status"]),
             ])

@@ -126,7 +126,7 @@ def _case_list(rows: list[dict[str, Any]], lang: str) -> Any:
         return html.P(t("wk_list_empty", lang), className="empty-note")
     return [
         html.Button(id={"type": ids.WK_CASE, "index": r["incident_id"]}, n_clicks=0,
-                    className=f"wk-case {r['urgency']}", children=[
+                    className=f"wk-case {r['urgency']}" + (" just-overdue" if r["just_overdue"] else ""), children=[
                         html.Span(className="wk-case-bar", style={"background": URGENCY_COLORS[r["urgency"]]}),
                         html.Span(className="wk-case-main", children=[
                             html.Span(r["category"], className="wk-case-cat"),
@@ -135,6 +135,8 @@ def _case_list(rows: list[dict[str, Any]], lang: str) -> Any:
                                       className="wk-case-meta muted"),
                         ]),
                         html.Span(className="wk-case-due", children=[
+                            *([html.Span(t("just_overdue", lang), className="wk-just-overdue")]
+                              if r["just_overdue"] else []),
                             html.Span(r["left"], className=f"wk-left {r['urgency']}"),
                             html.Span(r["due"], className="muted"),
                         ]),
