@@ -361,10 +361,8 @@ def density_map(geojson: dict[str, Any], frame: pd.DataFrame, *, basis: DensityB
     fig = go.Figure(trace)
     view = dict(view or map_view(None))
     fig.update_layout(
-        map={"style": "white-bg", "center": view["center"], "zoom": view["zoom"], "layers": layers or [],
-             "uirevision": "area:"},
-        margin={"l": 0, "r": 0, "t": 0, "b": 0}, paper_bgcolor="#ffffff", clickmode="event",
-        hoverlabel={"bgcolor": "#ffffff", "font": {"size": 13}}, uirevision="overview",
+        **offline_map_layout(view, layers, revision="overview", map_revision="area:"), clickmode="event",
+        hoverlabel={"bgcolor": "#ffffff", "font": {"size": 13}},
     )
     return fig
 
@@ -454,6 +452,18 @@ def category_bar(counts: pd.DataFrame, *, lang: str = "en") -> go.Figure:
                       xaxis={"visible": False, "rangemode": "tozero"},
                       yaxis={"automargin": True}, **base_layout)
     return fig
+
+
+def offline_map_layout(view: Mapping[str, Any], layers: list[dict[str, Any]] | None, *, revision: str,
+                       map_revision: str | None = None) -> dict[str, Any]:
+    """Layout settings every map of the dashboard shares: the offline ``white-bg`` style with our own layers, no
+    margins, and ``uirevision`` keys that keep the user's pan and zoom across updates (``map_revision`` for the map,
+    default ``revision``)."""
+    return {
+        "map": {"style": "white-bg", "center": view["center"], "zoom": view["zoom"], "layers": layers or [],
+                "uirevision": map_revision or revision},
+        "margin": {"l": 0, "r": 0, "t": 0, "b": 0}, "paper_bgcolor": "#ffffff", "uirevision": revision,
+    }
 
 
 #: A case whose deadline passed this recently is flagged "just overdue" on the pages: it needs attention now, and

@@ -18,7 +18,16 @@ import plotly.graph_objects as go
 import shapely
 from plotly.subplots import make_subplots
 
-from dashboards.figures import EMPTY_FEATURES, basemap_layer, fmt_int, fmt_num, fmt_pct, map_view, to_geojson
+from dashboards.figures import (
+    EMPTY_FEATURES,
+    basemap_layer,
+    fmt_int,
+    fmt_num,
+    fmt_pct,
+    map_view,
+    offline_map_layout,
+    to_geojson,
+)
 from dashboards.i18n import t
 from gridgov.errors import InputError
 
@@ -250,9 +259,7 @@ def _map_figure(traces: list[Any], *, view: Mapping[str, Any] | None, layers: li
     fig = go.Figure(traces)
     view = dict(view or map_view(None))
     fig.update_layout(
-        map={"style": "white-bg", "center": view["center"], "zoom": view["zoom"], "layers": layers or [],
-             "uirevision": "planner"},
-        margin={"l": 0, "r": 0, "t": 0, "b": 0}, paper_bgcolor="#ffffff", uirevision="planner",
+        **offline_map_layout(view, layers, revision="planner"),
         hoverlabel={"bgcolor": "#ffffff", "font": {"size": 12}}, showlegend=legend,
         legend={"x": 0.01, "y": 0.99, "xanchor": "left", "yanchor": "top", "bgcolor": "rgba(255,255,255,0.92)",
                 "font": {"size": 11}},

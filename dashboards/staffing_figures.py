@@ -15,7 +15,15 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
-from dashboards.figures import EMPTY_FEATURES, boundary_layers, fmt_int, fmt_num, fmt_pct, map_view
+from dashboards.figures import (
+    EMPTY_FEATURES,
+    boundary_layers,
+    fmt_int,
+    fmt_num,
+    fmt_pct,
+    map_view,
+    offline_map_layout,
+)
 from dashboards.i18n import t
 
 #: Diverging scale for the gap share (gap / demand): blue where staffed beyond demand, near white within the
@@ -277,10 +285,8 @@ def staffing_map(geojson: dict[str, Any], grid_codes: Sequence[str], *, uncovere
     ))
     view = dict(view or map_view(None))
     fig.update_layout(
-        map={"style": "white-bg", "center": view["center"], "zoom": view["zoom"], "layers": layers or [],
-             "uirevision": "area:"},
-        margin={"l": 0, "r": 0, "t": 0, "b": 0}, paper_bgcolor="#ffffff", clickmode="event",
-        hoverlabel={"bgcolor": "#ffffff", "font": {"size": 13}}, uirevision="staffing",
+        **offline_map_layout(view, layers, revision="staffing", map_revision="area:"), clickmode="event",
+        hoverlabel={"bgcolor": "#ffffff", "font": {"size": 13}},
         legend={"x": 0.01, "y": 0.99, "xanchor": "left", "yanchor": "top", "bgcolor": "rgba(255,255,255,0.9)",
                 "font": {"size": 12}},
     )

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
-from dashboards.figures import JUST_OVERDUE_HOURS, fmt_duration, local_name, map_view
+from dashboards.figures import JUST_OVERDUE_HOURS, fmt_duration, local_name, map_view, offline_map_layout
 from dashboards.i18n import t
 from gridgov.config import WorkCalendar
 from gridgov.incidents import due_times
@@ -140,15 +140,12 @@ def worker_map(features: list[dict[str, Any]], rows: list[dict[str, Any]], cases
             hovertemplate="%{text}<extra></extra>", name=t(URGENCY_KEYS[level], lang), showlegend=False,
         ))
     view = map_view(grid_bounds(features), width_px=width_px, height_px=height_px)
-    fig.update_layout(
-        map={"style": "white-bg", "center": view["center"], "zoom": view["zoom"], "uirevision": "my-grids",
-             "layers": [
-                 {"sourcetype": "geojson", "source": collection, "type": "fill", "color": GRID_LINE,
-                  "opacity": 0.07, "below": "traces"},
-                 {"sourcetype": "geojson", "source": collection, "type": "line", "color": GRID_LINE,
-                  "line": {"width": 2.5}, "below": "traces"},
-             ]},
-        margin={"l": 0, "r": 0, "t": 0, "b": 0}, paper_bgcolor="#ffffff", showlegend=False,
-        uirevision="my-grids", hoverlabel={"font": {"size": 14}},
-    )
+    layers = [
+        {"sourcetype": "geojson", "source": collection, "type": "fill", "color": GRID_LINE, "opacity": 0.07,
+         "below": "traces"},
+        {"sourcetype": "geojson", "source": collection, "type": "line", "color": GRID_LINE, "line": {"width": 2.5},
+         "below": "traces"},
+    ]
+    fig.update_layout(**offline_map_layout(view, layers, revision="my-grids"), showlegend=False,
+                      hoverlabel={"font": {"size": 14}})
     return fig
