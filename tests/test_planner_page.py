@@ -9,7 +9,6 @@ import shutil
 import sys
 import zipfile
 from collections.abc import Iterator
-from contextvars import copy_context
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -20,6 +19,7 @@ import pytest
 from dashboards import ids
 from gridgov import regrid
 from gridgov.config import Settings
+from tests.dash_calls import call_as_triggered, texts
 
 NOW = datetime(2026, 7, 1, 9)
 
@@ -38,24 +38,7 @@ def demo_app(small_demo_db: Path, tmp_path: Path) -> Iterator[dash.Dash]:
 
 
 def _call(prop_id: str, func: Any, *args: Any) -> Any:
-    """Call a callback as if ``prop_id`` had triggered it (Dash's documented unit-test pattern)."""
-    from dash._callback_context import context_value
-    from dash._utils import AttributeDict
-
-    def run() -> Any:
-        context_value.set(AttributeDict(triggered_inputs=[{"prop_id": prop_id, "value": 1}]))
-        return func(*args)
-
-    return copy_context().run(run)
-
-
-def _texts(component: Any) -> list[str]:
-    if isinstance(component, str):
-        return [component]
-    if isinstance(component, list | tuple):
-        return [s for c in component for s in _texts(c)]
-    children = getattr(component, "children", None)
-    return _texts(children) if children is not None else []
+    return call_as_triggered(prop_id, func, *args, value=1)
 
 
 def test_compare_export_manage_adopt(demo_app: dash.Dash, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -74,10 +57,10 @@ def test_compare_export_manage_adopt(demo_app: dash.Dash, monkeypatch: pytest.Mo
     assert len(fig_a.data[0].locations) == 16 and len(fig_b.data[0].locations) == 12
     assert fig_a.data[0].zmax == fig_b.data[0].zmax, "one colour scale for both maps"
     assert fig_c.data[1].locations, "some units move"
-    assert "move to another grid" in " ".join(_texts(note))
+    assert "move to another grid" in " ".join(texts(note))
     assert note_a.startswith("16 grids · busiest grid 3.9")
-    assert "within" in " ".join(_texts(calib)) and not adopt_off and label == "Adopt 'even'…"
-    rows = {r.id: _texts(r) for r in table.children[1].children}
+    assert "within" in " ".join(texts(calib)) and not adopt_off and label == "Adopt 'even'…"
+    rows = {r.id: texts(r) for r in table.children[1].children}
     assert rows["pl-metric-n_grids"][1:] == ["16", "12", "−4"]
     # Without B only A's column is filled and nothing can be adopted.
     *_, adopt_off, _ = _call(f"{ids.PL_A}.value", page._compare, current, None, "", None, "en")
@@ -92,11 +75,11 @@ def test_compare_export_manage_adopt(demo_app: dash.Dash, monkeypatch: pytest.Mo
     with monkeypatch.context() as m:
         m.setattr(page.access, "signed_in", lambda: User("street", "manager", street_code="990100001"))
         msg, rev = _call(f"{ids.PL_RENAME}.n_clicks", page._manage, 1, None, even, None, "flat", {"n": 1}, "en")
-        assert "Only planners" in " ".join(_texts(msg)) and rev is dash.no_update
+        assert "Only planners" in " ".join(texts(msg)) and rev is dash.no_update
     msg, rev = _call(f"{ids.PL_RENAME}.n_clicks", page._manage, 1, None, even, None, "flat", {"n": 1}, "en")
     assert msg == "Renamed 'even' to 'flat'." and rev["n"] == 2
     msg, rev = _call(f"{ids.PL_DELETE}.submit_n_clicks", page._manage, None, 1, current, None, "", None, "en")
-    assert "only scenarios can be deleted" in " ".join(_texts(msg)) and rev is dash.no_update
+    assert "only scenarios can be deleted" in " ".join(texts(msg)) and rev is dash.no_update
 
     from dashboards.context import on_reload
 
@@ -109,7 +92,7 @@ def test_compare_export_manage_adopt(demo_app: dash.Dash, monkeypatch: pytest.Mo
     assert new_ctx.layout_id == even and len(new_ctx.grids) == 12, "the context every page reads is reloaded"
     assert reloaded == [even], "listeners (e.g. the intake API) hear of the new layout"
     assert new_ctx.revision == old_revision + 1 and new_ctx.geo_path("grids") != app_ctx.geo_path("grids")
-    assert "'flat' is now the current layout." in _texts(result)
+    assert "'flat' is now the current layout." in texts(result)
     assert undo_label == "Undo: restore 'hand-drawn 2026'"
     assert undo_of == "hand-drawn 2026" and "hidden" not in undo_cls and rev == {"n": 3, "a": current, "b": even}
     # The overview page is built from the reloaded context.
@@ -119,4 +102,4 @@ def test_compare_export_manage_adopt(demo_app: dash.Dash, monkeypatch: pytest.Mo
     result, _confirm, undo_cls, _label, undo_of, rev = _call(
         f"{ids.PL_UNDO}.n_clicks", page._adopt, None, 1, even, "hand-drawn 2026", rev, "en")
     assert get_context().layout_id == current and "hidden" in undo_cls and undo_of is None
-    assert "'hand-drawn 2026' is the current layout again." in _texts(result)
+    assert "'hand-drawn 2026' is the current layout again." in texts(result)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Iterator
-from contextvars import copy_context
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +13,7 @@ import pytest
 from dashboards import ids
 from gridgov.auth import DEMO_PASSWORD, add_user
 from gridgov.config import Settings
+from tests.dash_calls import call_as_triggered, texts
 from tests.fixtures import NOW, build_tiny
 
 
@@ -29,28 +29,6 @@ def tiny_app(tmp_path: Path) -> Iterator[dash.Dash]:
     app = create_app(Settings(db_path=db, now=NOW))
     yield app
     get_context().store.close()
-
-
-def _texts(component: Any) -> list[str]:
-    """All strings inside a Dash component tree, depth first."""
-    if isinstance(component, str):
-        return [component]
-    if isinstance(component, list | tuple):
-        return [s for c in component for s in _texts(c)]
-    children = getattr(component, "children", None)
-    return _texts(children) if children is not None else []
-
-
-def _as_callback(prop_id: str, func: Any, *args: Any) -> Any:
-    """Call a callback function as if ``prop_id`` had triggered it (Dash's documented unit-test pattern)."""
-    from dash._callback_context import context_value
-    from dash._utils import AttributeDict
-
-    def run() -> Any:
-        context_value.set(AttributeDict(triggered_inputs=[{"prop_id": prop_id, "value": None}]))
-        return func(*args)
-
-    return copy_context().run(run)
 
 
 def _kpis(cards: list[Any]) -> dict[str, str]:
@@ -91,20 +69,20 @@ def test_overview_callbacks_on_the_tiny_district(tiny_app: dash.Dash) -> None:
                                             "en")
     _patch, cards, status, _ = page._update_overview(filters_none, "en")
     assert _kpis(cards)["reported"] == "0"
-    assert _texts(status) == ["No incidents in this window."]
+    assert texts(status) == ["No incidents in this window."]
 
-    detail, highlight = _as_callback(f"{ids.OV_SELECTED}.data", page._show_detail, "G2", filters, "en")
-    text = " ".join(_texts(detail))
+    detail, highlight = call_as_triggered(f"{ids.OV_SELECTED}.data", page._show_detail, "G2", filters, "en")
+    text = " ".join(texts(detail))
     assert "G2" in text and "Noise nuisance" in text and "overdue 19 h" in text
     assert highlight is not dash.no_update
-    placeholder, _ = _as_callback(f"{ids.OV_SELECTED}.data", page._show_detail, None, filters, "en")
-    assert "Click a grid" in " ".join(_texts(placeholder))
-    _, highlight = _as_callback(f"{ids.OV_FILTERS}.data", page._show_detail, "G2", filters_b, "en")
+    placeholder, _ = call_as_triggered(f"{ids.OV_SELECTED}.data", page._show_detail, None, filters, "en")
+    assert "Click a grid" in " ".join(texts(placeholder))
+    _, highlight = call_as_triggered(f"{ids.OV_FILTERS}.data", page._show_detail, "G2", filters_b, "en")
     assert highlight is dash.no_update  # a filter change leaves the highlighted grid alone
 
     click = {"points": [{"location": "G3"}]}
-    assert _as_callback(f"{ids.OV_MAP}.clickData", page._select_grid, click, []) == "G3"
-    assert _as_callback(f"{ids.OV_MAP}.clickData", page._select_grid, {"points": [{"location": "G9"}]}, []) is None
+    assert call_as_triggered(f"{ids.OV_MAP}.clickData", page._select_grid, click, []) == "G3"
+    assert call_as_triggered(f"{ids.OV_MAP}.clickData", page._select_grid, {"points": [{"location": "G9"}]}, []) is None
 
 
 def test_community_options_follow_the_street(tiny_app: dash.Dash) -> None:
