@@ -45,10 +45,14 @@ def successors(store: Store, old_id: int, new_id: int) -> pd.DataFrame:
     old, new = store.layout_units(old_id), store.layout_units(new_id)
     households = store.unit_table().set_index("unit_id")["households"]
     mapping = grid_codes.code_mapping(old, new, households=households)
+    return _best_successors(mapping)[["new_grid", "old_grid", "household_share", "unit_share"]].reset_index(drop=True)
+
+
+def _best_successors(mapping: pd.DataFrame) -> pd.DataFrame:
+    """Per new grid, the mapping row of the old grid it draws most households from (then units, then code)."""
     best = mapping.sort_values(["new_grid", "household_share", "unit_share", "old_grid"],
                                ascending=[True, False, False, True], kind="stable")
-    return best.drop_duplicates("new_grid")[["new_grid", "old_grid", "household_share", "unit_share"]].reset_index(
-        drop=True)
+    return best.drop_duplicates("new_grid")
 
 
 def carry_assignments(old_assignments: pd.DataFrame, succ: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
@@ -137,6 +141,8 @@ def adopt(store: Store, name: str) -> AdoptResult:
     new_units = store.layout_units(layout_id)
     grids = store.layout_grids(layout_id)
     own = pd.Series(grids["grid_code"].to_numpy(), index=grids["grid_code"].to_numpy())
+    mapping = pd.DataFrame()
+    old_codes: set[str] = set()
     if current is None:
         final = own
         assignments = pd.DataFrame(columns=["grid_code", "worker_id", "role", "manual"])
@@ -144,6 +150,7 @@ def adopt(store: Store, name: str) -> AdoptResult:
         old_assign = assignments
     else:
         old_units = store.layout_units(current)
+        old_codes = set(old_units["grid_code"])
         if restored:
             # Undo: a layout that was current before keeps the codes it was issued then.
             final = own
@@ -151,6 +158,11 @@ def adopt(store: Store, name: str) -> AdoptResult:
             labelled = grids.rename(columns={"grid_code": "grid"})
             issued = grid_codes.reissue_codes(old_units, new_units, labelled, households=households)
             final = pd.Series(issued.reindex(own.index).to_numpy(dtype=object), index=own.index)
+        # The old → new mapping by final codes, with incidents: what the planner is shown and what workers follow.
+        counts = store.unit_incident_counts()
+        incidents = counts.groupby("unit_id")["n"].sum() if len(counts) else None
+        renamed = new_units.assign(grid_code=new_units["grid_code"].map(final))
+        mapping = grid_codes.code_mapping(old_units, renamed, households=households, incidents=incidents)
         old_assign = store.assignments(current)
         if restored:
             # Undo: the layout's own workers come back with it (edited since only if a manager did so).
@@ -159,20 +171,9 @@ def adopt(store: Store, name: str) -> AdoptResult:
             staffed = set(mine.loc[(mine["role"] == "primary") & mine["active"].astype(bool), "grid_code"])
             review = sorted(set(own.index) - staffed)
         else:
-            renamed = new_units.assign(grid_code=new_units["grid_code"].map(final))
-            mapping_best = grid_codes.code_mapping(old_units, renamed, households=households)
-            succ = (mapping_best.sort_values(["new_grid", "household_share", "unit_share", "old_grid"],
-                                             ascending=[True, False, False, True], kind="stable")
-                    .drop_duplicates("new_grid"))
-            assignments, review = carry_assignments(old_assign, succ)
+            assignments, review = carry_assignments(old_assign, _best_successors(mapping))
     codes_frame = pd.DataFrame({"old_code": final.index.to_numpy(), "new_code": final.to_numpy()})
     archived = store.adopt_layout(layout_id, codes=codes_frame, assignments=assignments)
-    counts = store.unit_incident_counts()
-    incidents = counts.groupby("unit_id")["n"].sum() if len(counts) else None
-    mapping = (grid_codes.code_mapping(store.layout_units(archived), store.layout_units(layout_id),
-                                       households=households, incidents=incidents)
-               if archived is not None else pd.DataFrame())
-    old_codes = set(store.layout_units(archived)["grid_code"]) if archived is not None else set()
     kept = int(sum(code in old_codes for code in final.to_numpy()))
     placed = set(assignments["worker_id"])
     without = sorted(set(old_assign["worker_id"]) - placed) if len(old_assign) else []
