@@ -6,6 +6,7 @@ import subprocess
 import sys
 import textwrap
 import time
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -134,3 +135,46 @@ def test_geometries_must_be_lonlat(tiny_store: Store) -> None:
     grids = tiny_store.layout_grids(1).to_crs(32651)
     with pytest.raises(StoreError, match="EPSG:4326"):
         tiny_store.save_layout("metric", unit_grid=tiny_store.layout_units(1), grids=grids)
+
+
+def test_a_setting_changed_for_a_block_comes_back(tiny_store: Store) -> None:
+    con = tiny_store.con
+
+    def threshold() -> int:
+        return int(con.execute("SELECT current_setting('perfect_ht_threshold')").fetchall()[0][0])
+
+    before = threshold()
+    with connection.local_setting(con, "perfect_ht_threshold", before + 5):
+        assert threshold() == before + 5
+    assert threshold() == before
+    with pytest.raises(ZeroDivisionError), connection.local_setting(con, "perfect_ht_threshold", before + 1):
+        1 / 0  # noqa: B018 - an error inside the block
+    assert threshold() == before
+    with pytest.raises(StoreError, match="threads"), connection.local_setting(con, "threads", 1):
+        pass
+
+
+def test_reporters_of_cases_by_id(tiny_store: Store) -> None:
+    ids = tiny_store.incidents()["incident_id"].tolist()
+    picked = tiny_store.incident_reporters([ids[3], ids[0], 999_999])
+    assert picked["incident_id"].tolist() == [ids[0], ids[3]]
+    assert list(picked.columns) == ["incident_id", "reporter_name", "reporter_phone"]
+    none = tiny_store.incident_reporters([])
+    assert none.empty and list(none.columns) == list(picked.columns)
+
+
+def test_open_cases_of_a_grid(tiny_store: Store) -> None:
+    layout_id = tiny_store.current_layout_id()
+    assert layout_id is not None
+    g2 = tiny_store.grid_open_cases(layout_id, "G2")  # u2 noise, dispatched
+    assert g2[["category_code", "status", "name_en"]].values.tolist() == [["noise", "dispatched", "Noise nuisance"]]
+    assert tiny_store.grid_open_cases(layout_id, "G2", klass="component").empty
+    empty = tiny_store.grid_open_cases(layout_id, "G4")  # only a closed case
+    assert empty.empty and list(empty.columns) == list(g2.columns)
+
+
+def test_grid_counts_for_a_category_nobody_reported_are_empty(tiny_store: Store) -> None:
+    window = {"start": datetime(2026, 1, 1), "end": datetime(2026, 7, 1), "now": datetime(2026, 6, 10)}
+    assert tiny_store.grid_stats(1, categories=["no_such_category"], **window).empty
+    events = tiny_store.grid_stats(1, klass="event", **window)  # noise (G2) is an event, street lights are not
+    assert events.set_index("grid_code")["open"].to_dict() == {"G1": 0, "G2": 1, "G4": 0}

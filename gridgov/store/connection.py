@@ -20,6 +20,8 @@ import shapely
 from gridgov.errors import ExtensionMissingError, SchemaVersionError, StoreBusyError, StoreError
 
 _MIGRATION_NAME = re.compile(r"^(\d{3})_([a-z0-9_]+)\.sql$")
+#: DuckDB settings that :func:`local_setting` may change for a block.
+_LOCAL_SETTINGS = frozenset({"perfect_ht_threshold", "preserve_insertion_order"})
 
 
 def first_row(result: duckdb.DuckDBPyConnection) -> tuple[Any, ...] | None:
@@ -30,6 +32,46 @@ def first_row(result: duckdb.DuckDBPyConnection) -> tuple[Any, ...] | None:
     """
     rows = result.fetchall()
     return rows[0] if rows else None
+
+
+def in_ids(column: str, n: int) -> str:
+    """``column IN (?, ?, …)`` for ``n`` id parameters, or ``FALSE`` when there are none.
+
+    A constant ``IN`` list is answered from the column's zone maps (ids grow with insertion), milliseconds at millions
+    of rows; ``list_contains(?, column)`` with one list parameter is evaluated row by row over the whole table
+    (seconds), and even ``IN (NULL)`` reads every row. ``column`` is a name written in the store's code, never input.
+    """
+    return f"{column} IN ({', '.join(['?'] * n)})" if n > 0 else "FALSE"
+
+
+@contextmanager
+def local_setting(con: duckdb.DuckDBPyConnection, name: str, value: Any) -> Iterator[None]:
+    """Change one DuckDB setting of this cursor for the block, then put the old value back.
+
+    Parameters
+    ----------
+    con
+        The cursor; settings such as ``perfect_ht_threshold`` and ``preserve_insertion_order`` are the cursor's own.
+    name
+        The setting, one of :data:`_LOCAL_SETTINGS` (names cannot be parameters in SQL).
+    value
+        The value for the block (passed as a parameter).
+    """
+    if name not in _LOCAL_SETTINGS:
+        raise StoreError(f"setting {name!r} is not one the store changes; known: {sorted(_LOCAL_SETTINGS)}")
+    old = first_row(con.execute("SELECT current_setting(?)", [name]))
+    con.execute(f"SET {name} = ?", [value])
+    try:
+        yield
+    finally:
+        con.execute(f"SET {name} = ?", [old[0] if old else value])
+
+
+def _quiet(con: duckdb.DuckDBPyConnection) -> None:
+    # DuckDB draws a progress bar on stdout for statements over two seconds (a migration of a large file, an import's
+    # publish): it would land in the JSON that `gridgov … --json` prints and in the output of whoever embeds the
+    # store. The setting is per cursor.
+    con.execute("SET enable_progress_bar = false")
 
 
 def _extension_directory() -> str:
@@ -98,6 +140,7 @@ class Connection:
                 ) from exc
             raise StoreError(f"cannot open {self.path}: {exc}") from exc
         load_spatial(self._con)
+        _quiet(self._con)
         self._local = threading.local()
         self._lock = threading.RLock()
         self._migrate()
@@ -110,6 +153,7 @@ class Connection:
         if cur is None:
             cur = self._con.cursor()
             load_spatial(cur)
+            _quiet(cur)
             self._local.cur = cur
         return cur
 

@@ -2,14 +2,15 @@
 
 An import is written in two phases so that a batch is atomic *and* memory stays bounded:
 
-1. **Staging.** Each chunk of validated rows is written as an Arrow IPC file (incidents and rejects apart) to a
-   scratch folder next to the database (``<db>.import-stage/``). DuckDB 1.4 keeps rows appended inside one open
-   transaction in memory until it commits (about the size of the data), so streaming a million rows into one
-   transaction would grow memory with the file; files on disk do not. Writing IPC is close to a memory copy, while
-   staging into DuckDB tables cost a compressed write per chunk and a second one when publishing.
+1. **Staging.** Each chunk of validated rows is written as Arrow IPC files (incidents, the open ones among them
+   again, and rejects) to a scratch folder next to the database (``<db>.import-stage/``). DuckDB 1.4 keeps rows
+   appended inside one open transaction in memory until it commits (about the size of the data), so streaming a
+   million rows into one transaction would grow memory with the file; files on disk do not. Writing IPC is close
+   to a memory copy, while staging into DuckDB tables cost a compressed write per chunk and a second one when
+   publishing.
 2. **Publishing.** One transaction copies the staged files into ``incident`` and ``reject`` (``INSERT … SELECT``
-   from the files, streamed by DuckDB's Arrow scan) and records the ``import_batch`` row. Readers see all of a batch
-   or nothing of it.
+   from the files, streamed by DuckDB's Arrow scan), the batch's open cases into ``open_case``, and records the
+   ``import_batch`` row. Readers see all of a batch or nothing of it.
 
 The scratch folder is never read by anything but the importer; it is created fresh by every import (so a crash
 mid-import leaves nothing that a later import could pick up) and removed at the end.
@@ -29,11 +30,13 @@ from typing import Any
 import duckdb
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.dataset as pads
 
 from gridgov.errors import StoreError
-from gridgov.store.connection import Connection
-from gridgov.store.incidents import INCIDENT_COLUMNS
+from gridgov.incidents import OPEN_STATUSES
+from gridgov.store.connection import Connection, local_setting
+from gridgov.store.incidents import INCIDENT_COLUMNS, OPEN_CASE_COLUMNS, add_open_cases
 
 _BATCH_COLUMNS = "batch_id, file, sha256, source, params, rows_in, accepted, rejected, duplicates, imported_at"
 _INCIDENT_SELECT = ", ".join(c for c in INCIDENT_COLUMNS if c != "batch_id")
@@ -48,8 +51,12 @@ _STAGE_INCIDENT_SCHEMA = pa.schema([
     ("lat", pa.float64()), ("unit_id", pa.int32()), ("address", pa.string()), ("description", pa.string()),
     ("reporter_name", pa.string()), ("reporter_phone", pa.string()),
 ])
+#: The open cases among the staged incidents, kept apart while staging so that publishing adds them to ``open_case``
+#: without reading every staged incident a second time.
+_STAGE_OPEN_SCHEMA = pa.schema([_STAGE_INCIDENT_SCHEMA.field(c) for c in (*OPEN_CASE_COLUMNS, "status")])
 _STAGE_REJECT_SCHEMA = pa.schema([("row_no", pa.int64()), ("field", pa.string()), ("reason", pa.string()),
                                   ("raw", pa.string())])
+_STAGE_SCHEMAS = {"incident": _STAGE_INCIDENT_SCHEMA, "open": _STAGE_OPEN_SCHEMA, "reject": _STAGE_REJECT_SCHEMA}
 
 
 @dataclass
@@ -57,20 +64,17 @@ class _Staging:
     """The scratch folder of the running import and what was written to it."""
 
     folder: Path
-    incident_files: list[Path] = field(default_factory=list)
-    reject_files: list[Path] = field(default_factory=list)
+    files: dict[str, list[Path]] = field(default_factory=lambda: {kind: [] for kind in _STAGE_SCHEMAS})
 
     def write(self, kind: str, table: pa.Table) -> None:
-        files = self.incident_files if kind == "incident" else self.reject_files
+        files = self.files[kind]
         path = self.folder / f"{kind}-{len(files):06d}.arrow"
         with pa.OSFile(str(path), "wb") as sink, pa.ipc.new_file(sink, table.schema) as writer:
             writer.write_table(table)
         files.append(path)
 
     def dataset(self, kind: str) -> pads.Dataset:
-        if kind == "incident":
-            return pads.dataset([str(p) for p in self.incident_files], format="ipc", schema=_STAGE_INCIDENT_SCHEMA)
-        return pads.dataset([str(p) for p in self.reject_files], format="ipc", schema=_STAGE_REJECT_SCHEMA)
+        return pads.dataset([str(p) for p in self.files[kind]], format="ipc", schema=_STAGE_SCHEMAS[kind])
 
 
 def _as_table(frame: pd.DataFrame | pa.Table, schema: pa.Schema) -> pa.Table:
@@ -199,7 +203,11 @@ class ImportsMixin(Connection):
         if len(incidents) == 0:
             return 0
         table = _as_table(incidents, _STAGE_INCIDENT_SCHEMA)
-        self._staging().write("incident", table)
+        stage = self._staging()
+        stage.write("incident", table)
+        opened = table.filter(pc.is_in(table.column("status"), pa.array(OPEN_STATUSES, pa.string())))
+        if opened.num_rows:
+            stage.write("open", opened.select(_STAGE_OPEN_SCHEMA.names))
         cur = self.con
         cur.register("_stage_keys", table.select(["source", "external_id"]))
         try:
@@ -256,7 +264,8 @@ class ImportsMixin(Connection):
 
     def publish_import(self, *, file: str, sha256: str, source: str | None, params: dict[str, Any], rows_in: int,
                        duplicates: int, imported_at: datetime) -> dict[str, Any]:
-        """Move the staged rows into ``incident`` and ``reject`` and record the batch, in one transaction.
+        """Move the staged rows into ``incident`` (open ones also into ``open_case``) and ``reject`` and record the
+        batch, in one transaction.
 
         Incidents keep the ids given while staging (after the highest ``incident_id`` when staging began).
 
@@ -300,6 +309,7 @@ class ImportsMixin(Connection):
                 "(SELECT coalesce(max(batch_id), 0) FROM reject)) + 1"
             ).fetchall()[0][0])
             tx.register("_staged_incident", incidents)
+            tx.register("_staged_open", stage.dataset("open"))
             tx.register("_staged_reject", rejects)
             try:
                 clash = tx.execute(
@@ -311,21 +321,18 @@ class ImportsMixin(Connection):
                 # No ORDER BY: the staged rows are already numbered in file order, and sorting costs memory. Without
                 # insertion order to keep, DuckDB inserts on all its threads, which saves about 40 % of the CPU time
                 # here (the rows' ids carry the file order; nothing reads incidents in storage order).
-                keep_order = bool(tx.execute("SELECT current_setting('preserve_insertion_order')").fetchall()[0][0])
-                tx.execute("SET preserve_insertion_order = false")
-                try:
+                with local_setting(tx, "preserve_insertion_order", False):
                     tx.execute(
                         f"INSERT INTO incident (incident_id, {_INCIDENT_SELECT}, batch_id) "
                         f"SELECT incident_id, {_INCIDENT_SELECT}, ? FROM _staged_incident",
                         [batch_id],
                     )
-                finally:
-                    if keep_order:
-                        tx.execute("SET preserve_insertion_order = true")
+                    add_open_cases(tx, "_staged_open")
                 tx.execute("INSERT INTO reject SELECT ?, row_no, field, reason, CAST(raw AS JSON) "
                            "FROM _staged_reject", [batch_id])
             finally:
                 tx.unregister("_staged_incident")
+                tx.unregister("_staged_open")
                 tx.unregister("_staged_reject")
             row = {"batch_id": batch_id, "file": file, "sha256": sha256, "source": source, "params": params,
                    "rows_in": rows_in, "accepted": accepted, "rejected": rejected, "duplicates": duplicates,

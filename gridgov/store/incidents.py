@@ -11,7 +11,7 @@ import pandas as pd
 import pyarrow as pa
 
 from gridgov.incidents import OPEN_STATUSES
-from gridgov.store.connection import Connection, first_row
+from gridgov.store.connection import Connection, first_row, in_ids, local_setting
 
 INCIDENT_COLUMNS: tuple[str, ...] = (
     "source", "external_id", "category_code", "reported_at", "due_at", "status", "dispatched_at", "handled_at",
@@ -19,6 +19,29 @@ INCIDENT_COLUMNS: tuple[str, ...] = (
 )
 _TIME_COLUMNS = ("reported_at", "due_at", "dispatched_at", "handled_at", "closed_at")
 _OPEN = list(OPEN_STATUSES)
+#: Columns of ``open_case`` (migration 006): what the open and overdue counts and the case lists filter on.
+OPEN_CASE_COLUMNS: tuple[str, ...] = ("incident_id", "unit_id", "category_code", "reported_at", "due_at")
+_OPEN_CASE_SELECT = ", ".join(OPEN_CASE_COLUMNS)
+#: Bits of group-key range up to which DuckDB aggregates into a flat array instead of a hash table. Its default (12)
+#: is below the unit ids of a district (16 bits for 40,000 units); per-unit counts in a flat array take a third to a
+#: sixth of the time of the hash table (1–2 ms instead of 3–8 ms per scan at 10 M incidents). The array is sized by
+#: the ids' actual range; 18 bits let it serve unit ids up to 262,143 (a few MB per thread).
+_UNIT_KEY_BITS = 18
+
+
+def add_open_cases(con: duckdb.DuckDBPyConnection, relation: str) -> None:
+    """Copy the open cases among newly written incidents into ``open_case``, in the caller's transaction.
+
+    Parameters
+    ----------
+    con
+        Cursor of the transaction that wrote the incidents.
+    relation
+        Name of the registered relation that was just inserted into ``incident`` (it has the columns of
+        :data:`OPEN_CASE_COLUMNS` and ``status``). Only the store's own constant names come here.
+    """
+    con.execute(f"INSERT INTO open_case SELECT {_OPEN_CASE_SELECT} FROM {relation} WHERE list_contains(?, status)",
+                [_OPEN])
 
 
 def _incident_arrow(df: pd.DataFrame) -> pa.Table:
@@ -82,6 +105,7 @@ class IncidentsMixin(Connection):
             ids = pa.array(np.arange(first, first + table.num_rows, dtype=np.int64))
             tx.register("_inc", table.add_column(0, "incident_id", ids))
             tx.execute(f"INSERT INTO incident (incident_id, {cols}) SELECT incident_id, {cols} FROM _inc")
+            add_open_cases(tx, "_inc")
             tx.unregister("_inc")
 
         if con is None:
@@ -119,44 +143,53 @@ class IncidentsMixin(Connection):
         pandas.DataFrame
             ``grid_code, reported, open, overdue, closed, closed_on_time``; grids without incidents are absent.
         """
-        params = {"layout": layout_id, "start": start, "end": end, "now": now, "open": _OPEN,
-                  **_filters(categories, klass)}
-        # Three narrow scans instead of one pass over every incident: the window's reports and closures are found
-        # through the zone maps of reported_at/closed_at (rows arrive roughly in time order), open cases through
-        # the status column; each is counted per unit before the join to the layout's grids. Four to five times
-        # faster than one filtered aggregate over the whole table at millions of incidents (docs/scaling.md).
-        return self.con.execute(
-            """
-            WITH picked AS (
-                SELECT code FROM category
-                WHERE ($cats IS NULL OR list_contains($cats, code)) AND ($klass IS NULL OR class = $klass)
-            ), hits AS (
-                SELECT unit_id, count(*) AS reported, 0 AS open, 0 AS overdue, 0 AS closed, 0 AS closed_on_time
-                FROM incident
-                WHERE reported_at >= $start AND reported_at < $end AND category_code IN (SELECT code FROM picked)
-                GROUP BY unit_id
-                UNION ALL
-                SELECT unit_id, 0, count(*), count(*) FILTER (WHERE due_at < $now), 0, 0
-                FROM incident
-                WHERE list_contains($open, status) AND reported_at <= $now
-                  AND category_code IN (SELECT code FROM picked)
-                GROUP BY unit_id
-                UNION ALL
-                SELECT unit_id, 0, 0, 0, count(*), count(*) FILTER (WHERE closed_at <= due_at)
-                FROM incident
-                WHERE closed_at >= $start AND closed_at < $end AND category_code IN (SELECT code FROM picked)
-                GROUP BY unit_id
-            )
-            SELECT lu.grid_code, sum(h.reported)::BIGINT AS reported, sum(h.open)::BIGINT AS open,
-                   sum(h.overdue)::BIGINT AS overdue, sum(h.closed)::BIGINT AS closed,
-                   sum(h.closed_on_time)::BIGINT AS closed_on_time
-            FROM hits h
-            JOIN layout_unit lu ON lu.unit_id = h.unit_id AND lu.layout_id = $layout
-            GROUP BY lu.grid_code
-            ORDER BY lu.grid_code
-            """,
-            params,
-        ).df()
+        params = {"layout": layout_id, "start": start, "end": end, "now": now,
+                  "cats": self._category_codes(categories, klass)}
+        # Three narrow scans, each counted per unit before the join to the layout's grids: the window's reports and
+        # closures are found through the zone maps of reported_at/closed_at (rows arrive roughly in time order);
+        # open cases come from open_case, a few percent of the rows, rather than from the status of every case.
+        # The category filter is a constant list (resolved first), which DuckDB evaluates inside the scan where a
+        # semi-join on the category table could not be. Per-unit counts go into a flat array (_UNIT_KEY_BITS).
+        # Measured at 10 M incidents in docs/benchmarks.md.
+        con = self.con
+        with local_setting(con, "perfect_ht_threshold", _UNIT_KEY_BITS):
+            return con.execute(
+                """
+                WITH hits AS (
+                    SELECT unit_id, count(*) AS reported, 0 AS open, 0 AS overdue, 0 AS closed, 0 AS closed_on_time
+                    FROM incident
+                    WHERE reported_at >= $start AND reported_at < $end AND list_contains($cats, category_code)
+                    GROUP BY unit_id
+                    UNION ALL
+                    SELECT unit_id, 0, count(*), count(*) FILTER (WHERE due_at < $now), 0, 0
+                    FROM open_case
+                    WHERE reported_at <= $now AND list_contains($cats, category_code)
+                    GROUP BY unit_id
+                    UNION ALL
+                    SELECT unit_id, 0, 0, 0, count(*), count(*) FILTER (WHERE closed_at <= due_at)
+                    FROM incident
+                    WHERE closed_at >= $start AND closed_at < $end AND list_contains($cats, category_code)
+                    GROUP BY unit_id
+                )
+                SELECT lu.grid_code, sum(h.reported)::BIGINT AS reported, sum(h.open)::BIGINT AS open,
+                       sum(h.overdue)::BIGINT AS overdue, sum(h.closed)::BIGINT AS closed,
+                       sum(h.closed_on_time)::BIGINT AS closed_on_time
+                FROM hits h
+                JOIN layout_unit lu ON lu.unit_id = h.unit_id AND lu.layout_id = $layout
+                GROUP BY lu.grid_code
+                ORDER BY lu.grid_code
+                """,
+                params,
+            ).df()
+
+    def _category_codes(self, categories: list[str] | None, klass: str | None) -> list[str]:
+        """Codes of the category table that pass the filters (every code without filters), in code order."""
+        rows = self.con.execute(
+            "SELECT code FROM category WHERE ($cats IS NULL OR list_contains($cats, code)) "
+            "AND ($klass IS NULL OR class = $klass) ORDER BY code",
+            _filters(categories, klass),
+        ).fetchall()
+        return [str(r[0]) for r in rows]
 
     def grid_category_counts(self, layout_id: int, grid_code: str, *, start: datetime, end: datetime,
                              categories: list[str] | None = None, klass: str | None = None) -> pd.DataFrame:
@@ -179,23 +212,48 @@ class IncidentsMixin(Connection):
 
     def grid_open_cases(self, layout_id: int, grid_code: str, *, categories: list[str] | None = None,
                         klass: str | None = None, limit: int = 500) -> pd.DataFrame:
-        """Open cases of one grid, soonest deadline first."""
-        params = {"layout": layout_id, "grid": grid_code, "open": _OPEN, "limit": limit,
-                  **_filters(categories, klass)}
-        return self.con.execute(
+        """Open cases of one grid, soonest deadline first.
+
+        Returns
+        -------
+        pandas.DataFrame
+            ``incident_id, external_id, category_code, name_zh, name_en, status, reported_at, due_at, address,
+            description, lon, lat``; at most ``limit`` rows.
+        """
+        con = self.con
+        # Two steps: the grid's open cases from open_case, then their other columns from incident by a constant id
+        # list. A join or IN (subquery) against incident reads every row of it (~0.4 s of CPU at 10 M incidents);
+        # a constant list is answered from the incident_id zone maps in about 10 ms.
+        picked = con.execute(
             """
-            SELECT i.incident_id, i.external_id, i.category_code, c.name_zh, c.name_en, i.status,
-                   i.reported_at, i.due_at, i.address, i.description, i.lon, i.lat
-            FROM incident i
-            JOIN layout_unit lu ON lu.unit_id = i.unit_id AND lu.layout_id = $layout AND lu.grid_code = $grid
-            JOIN category c ON c.code = i.category_code
-            WHERE list_contains($open, i.status)
-              AND ($cats IS NULL OR list_contains($cats, i.category_code))
-              AND ($klass IS NULL OR c.class = $klass)
-            ORDER BY i.due_at, i.incident_id
+            SELECT o.incident_id
+            FROM open_case o
+            JOIN layout_unit lu ON lu.unit_id = o.unit_id AND lu.layout_id = $layout AND lu.grid_code = $grid
+            JOIN category c ON c.code = o.category_code
+            WHERE ($cats IS NULL OR list_contains($cats, o.category_code)) AND ($klass IS NULL OR c.class = $klass)
+            ORDER BY o.due_at, o.incident_id
             LIMIT $limit
             """,
-            params,
+            {"layout": layout_id, "grid": grid_code, "limit": limit, **_filters(categories, klass)},
+        ).fetchall()
+        ids = [int(r[0]) for r in picked]
+        # MATERIALIZED: inlined into the join with category, the id list stops being a scan filter and the whole
+        # table is read again.
+        return con.execute(
+            f"""
+            WITH i AS MATERIALIZED (
+                SELECT incident_id, external_id, category_code, status, reported_at, due_at, address, description,
+                       lon, lat
+                FROM incident
+                WHERE {in_ids('incident_id', len(ids))}
+            )
+            SELECT i.incident_id, i.external_id, i.category_code, c.name_zh, c.name_en, i.status,
+                   i.reported_at, i.due_at, i.address, i.description, i.lon, i.lat
+            FROM i
+            JOIN category c ON c.code = i.category_code
+            ORDER BY i.due_at, i.incident_id
+            """,
+            ids,
         ).df()
 
     def incident_time_range(self) -> tuple[datetime, datetime] | None:
@@ -222,8 +280,6 @@ class IncidentsMixin(Connection):
             "layouts": int(one("SELECT count(*) FROM layout")),
             "workers": int(one("SELECT count(*) FROM worker WHERE active")),
             "incidents": int(one("SELECT count(*) FROM incident")),
-            "open": int(one("SELECT count(*) FROM incident WHERE list_contains(?, status) AND reported_at <= ?",
-                            [_OPEN, now])),
-            "overdue": int(one("SELECT count(*) FROM incident WHERE list_contains(?, status) AND due_at < ? "
-                               "AND reported_at <= ?", [_OPEN, now, now])),
+            "open": int(one("SELECT count(*) FROM open_case WHERE reported_at <= ?", [now])),
+            "overdue": int(one("SELECT count(*) FROM open_case WHERE due_at < ? AND reported_at <= ?", [now, now])),
         }

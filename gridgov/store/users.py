@@ -5,12 +5,28 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+import duckdb
 import pandas as pd
 
 from gridgov.errors import StoreError
-from gridgov.store.connection import Connection, first_row
+from gridgov.incidents import OPEN_STATUSES
+from gridgov.store.connection import Connection, first_row, in_ids
+from gridgov.store.incidents import OPEN_CASE_COLUMNS
 
 _USER_COLUMNS = ("username", "password_hash", "role", "street_code", "worker_id", "demo_password", "created_at")
+
+
+def _move_open_case(con: duckdb.DuckDBPyConnection, incident_id: int, *, was_open: bool, is_open: bool) -> None:
+    """Keep ``open_case`` exact after a status change of one incident, inside the caller's transaction.
+
+    A case that stays open keeps its row (nothing ``open_case`` holds changes with the status); one that closes or
+    is cancelled loses it; one that opens again gets it back from ``incident``.
+    """
+    if was_open and not is_open:
+        con.execute("DELETE FROM open_case WHERE incident_id = ?", [incident_id])
+    elif is_open and not was_open:
+        con.execute(f"INSERT INTO open_case SELECT {', '.join(OPEN_CASE_COLUMNS)} FROM incident WHERE incident_id = ?",
+                    [incident_id])
 
 
 class UsersMixin(Connection):
@@ -81,12 +97,15 @@ class UsersMixin(Connection):
                                 [status, at, incident_id])
                 else:
                     con.execute("UPDATE incident SET status = ? WHERE incident_id = ?", [status, incident_id])
+                _move_open_case(con, incident_id, was_open=expected in OPEN_STATUSES,
+                                is_open=status in OPEN_STATUSES)
             con.execute("INSERT INTO incident_event VALUES (?, ?, ?, ?, ?)", [incident_id, at, event, actor, note])
 
     def incident_reporters(self, incident_ids: list[int]) -> pd.DataFrame:
         """``incident_id, reporter_name, reporter_phone`` of the given cases (unmasked: callers mask)."""
+        ids = [int(i) for i in incident_ids]
         return self.df("SELECT incident_id, reporter_name, reporter_phone FROM incident "
-                       "WHERE list_contains(?, incident_id) ORDER BY incident_id", [[int(i) for i in incident_ids]])
+                       f"WHERE {in_ids('incident_id', len(ids))} ORDER BY incident_id", ids)
 
     def incident_events(self, incident_id: int) -> pd.DataFrame:
         """The lifecycle events of a case, oldest first."""
