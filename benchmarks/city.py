@@ -7,9 +7,12 @@ alternatives in the same run. Prints one table of figures and ratios with the ma
 Parts (issue 9):
 
 * **assign**: 10 M points into ~40,000 unit polygons in lon/lat (a 200 × 200 lattice of 100 m squares, plus an
-  irregular Voronoi set): ``gridgov.locate.PointLocator`` vs geopandas ``sjoin`` vs a DuckDB spatial join
-  (``ST_Contains`` with the spatial extension). Baselines run on ``--baseline-points`` and are scaled per point.
-  Exactness: our answer is compared with shapely's on a sample.
+  irregular Voronoi set of as many units): ``gridgov.locate.PointLocator`` on 1 and ``--threads`` threads vs geopandas
+  ``sjoin`` (one thread) vs a DuckDB spatial join (``ST_Contains`` with the spatial extension, DuckDB's default of one
+  thread per core; building its point column is counted). Baselines run on ``--baseline-points`` and are compared per
+  point. Exactness: our answers against shapely's ``intersects`` (lowest id) on 200,000 of the random points and on
+  some 250,000 points on, and a hair off, the unit boundaries; the mismatch counts must be 0. Each of our rows also
+  gives the CPU seconds of the process, which the other processes on a shared machine do not inflate.
 * **aggregate**: 10 M incidents in a real store on disk; the data behind one dashboard filter change (per-grid counts
   for a 30-day window with a category filter, ``Store.grid_stats``) vs pandas on the same columns in memory.
 * **payload**: 10,000 irregular grids as the map's GeoJSON: raw, per-polygon ``simplify`` (opens gaps), and
@@ -86,39 +89,89 @@ def _timed(fn: Any, *args: Any, **kwargs: Any) -> Any:
 
 # -- assign ---------------------------------------------------------------------------------------------------------
 
-def bench_assign(n_points: int, n_base: int, side: int) -> list[tuple[str, ...]]:
+def _shapely_lowest(tree: shapely.STRtree, ids: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Reference answer: lowest id among the units whose geometry ``intersects`` each point (boundary included)."""
+    expect = np.full(len(x), -1, dtype=np.int64)
+    pi, gi = tree.query(shapely.points(x, y), predicate="intersects")
+    hit = ids[gi]
+    order = np.lexsort((hit, pi))
+    first = np.unique(pi[order], return_index=True)[1]
+    expect[pi[order][first]] = hit[order][first]
+    return expect
+
+
+def _boundary_sample(units: gpd.GeoDataFrame, n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Points on unit boundaries (vertices and interpolated) and a hair (1e-9 and 1e-12 degrees) off them."""
+    rng = np.random.default_rng(seed)
+    rings = shapely.boundary(units.geometry.to_numpy())
+    pick = rng.integers(0, len(rings), n)
+    on = shapely.get_coordinates(shapely.line_interpolate_point(rings[pick], rng.uniform(0, 1, n),
+                                                                normalized=True))
+    verts = shapely.get_coordinates(rings[pick[: n // 4]])
+    xy = np.vstack([on, verts, on + rng.normal(0, 1e-9, on.shape), verts + rng.normal(0, 1e-12, verts.shape)])
+    return xy[:, 0], xy[:, 1]
+
+
+def _load() -> str:
+    return f"load {os.getloadavg()[0]:.1f}"
+
+
+def _timed_cpu(fn: Any, *args: Any, **kwargs: Any) -> tuple[Any, float, float]:
+    """Result, wall seconds and CPU seconds of this process (all threads): on a shared machine the CPU figure
+    shows the work done, the wall figure what the other processes left of the cores."""
+    c0, t0 = time.process_time(), time.perf_counter()
+    out = fn(*args, **kwargs)
+    return out, time.perf_counter() - t0, time.process_time() - c0
+
+
+def bench_assign(n_points: int, n_base: int, side: int, threads: int) -> list[tuple[str, ...]]:
+    """Ours (1 and ``threads`` threads) vs geopandas ``sjoin`` vs DuckDB, lattice and Voronoi units, with exactness."""
     rows: list[tuple[str, ...]] = []
-    for label, units in (("square", square_units(side)), ("voronoi", voronoi_units(side * side, side * SIZE))):
+    for label, units in (("lattice", square_units(side)), ("voronoi", voronoi_units(side * side, side * SIZE))):
+        geoms, ids = units.geometry.to_numpy(), units["unit_id"].to_numpy()
         lon, lat = random_points(units, n_points)
-        locator, t_build = _timed(PointLocator, units.geometry.to_numpy(), units["unit_id"].to_numpy())
-        found, t_ours = _timed(locator.locate, lon, lat)
-        # Exactness against shapely on a sample (boundary rule: lowest id, which sjoin's first match need not be).
+        locator, t_build, cpu_build = _timed_cpu(PointLocator, geoms, ids)
+        rates: dict[int, float] = {}
+        found = None
+        for th in sorted({1, threads}):
+            found, t, cpu = _timed_cpu(locator.locate, lon, lat, threads=th)
+            rates[th] = n_points / t
+            rows.append((f"assign {label} ({len(units):,} units)" if th == 1 else "",
+                         f"gridgov PointLocator, {th} thread{'s' if th > 1 else ''}", f"{n_points:,}", f"{t:.2f}",
+                         f"{rates[th] / 1e6:.2f} M/s", f"CPU {cpu:.2f} s; {_load()}"))
+        assert found is not None
+        shape = locator.raster_shape
+        rows.append(("", "  its raster", "", f"{t_build:.2f} build",
+                     f"{locator.raster_nbytes / 2**20:.0f} MB",
+                     f"{shape[0]}×{shape[1]} cells, {locator.near_boundary_share():.1%} crossed by a boundary; "
+                     f"build CPU {cpu_build:.2f} s"
+                     if shape else "no raster"))
+        # Exactness against shapely (lowest id among ``intersects``): random points, then points on and a hair off
+        # the boundaries, where a raster shortcut would go wrong first.
+        tree = shapely.STRtree(geoms)
         k = min(200_000, n_points)
-        tree = shapely.STRtree(units.geometry.to_numpy())
-        pi, gi = tree.query(shapely.points(lon[:k], lat[:k]), predicate="intersects")
-        expect = np.full(k, -1, dtype=np.int64)
-        ids = units["unit_id"].to_numpy()[gi]
-        order = np.lexsort((ids, pi))
-        first = np.unique(pi[order], return_index=True)[1]
-        expect[pi[order][first]] = ids[order][first]
-        exact = bool(np.array_equal(found[:k], expect))
-        rate = n_points / t_ours
-        rows.append((f"assign {label} ({len(units):,} units)", "gridgov PointLocator", f"{n_points:,}",
-                     f"{t_ours:.2f} (+{t_build:.2f} build)", f"{rate / 1e6:.2f} M/s", f"exact on {k:,}: {exact}"))
+        random_bad = int(np.sum(found[:k] != _shapely_lowest(tree, ids, lon[:k], lat[:k])))
+        bx, by = _boundary_sample(units, 50_000, seed=7)
+        edge_bad = int(np.sum(locator.locate(bx, by) != _shapely_lowest(tree, ids, bx, by)))
+        rows.append(("", "  exactness vs shapely intersects", f"{k + len(bx):,}", "", "",
+                     f"mismatches: {random_bad} of {k:,} random, {edge_bad} of {len(bx):,} on/near edges"))
         pts = gpd.GeoDataFrame(geometry=gpd.points_from_xy(lon[:n_base], lat[:n_base]), crs=4326)
-        joined, t_sj = _timed(gpd.sjoin, pts, units, predicate="within", how="left")
+        joined, t_sj, cpu_sj = _timed_cpu(gpd.sjoin, pts, units, predicate="within", how="left")
+        del joined, pts
         sj_rate = n_base / t_sj
-        rows.append(("", "geopandas sjoin (within)", f"{n_base:,}", f"{t_sj:.2f}", f"{sj_rate / 1e6:.2f} M/s",
-                     f"ours {rate / sj_rate:.1f}× faster"))
-        del joined
-        duck_rate = _duckdb_join(units, lon[:n_base], lat[:n_base])
-        if duck_rate is not None:
-            rows.append(("", "DuckDB spatial join", f"{n_base:,}", f"{n_base / duck_rate:.2f}",
-                         f"{duck_rate / 1e6:.2f} M/s", f"ours {rate / duck_rate:.1f}× faster"))
+        rows.append(("", "geopandas sjoin (within), 1 thread", f"{n_base:,}", f"{t_sj:.2f}",
+                     f"{sj_rate / 1e6:.2f} M/s", f"ours {rates[1] / sj_rate:.1f}× (1 thread), "
+                     f"{rates[threads] / sj_rate:.1f}× ({threads} threads); CPU {cpu_sj:.2f} s; {_load()}"))
+        duck_rate, cpu_duck = _duckdb_join(units, lon[:n_base], lat[:n_base])
+        rows.append(("", f"DuckDB spatial join (ST_Contains), {os.cpu_count()} threads", f"{n_base:,}",
+                     f"{n_base / duck_rate:.2f}", f"{duck_rate / 1e6:.2f} M/s",
+                     f"ours {rates[1] / duck_rate:.1f}× (1 thread), {rates[threads] / duck_rate:.1f}× "
+                     f"({threads} threads); CPU {cpu_duck:.2f} s; {_load()}"))
     return rows
 
 
-def _duckdb_join(units: gpd.GeoDataFrame, lon: np.ndarray, lat: np.ndarray) -> float | None:
+def _duckdb_join(units: gpd.GeoDataFrame, lon: np.ndarray, lat: np.ndarray) -> tuple[float, float]:
+    """Points per second of DuckDB's spatial join (building the point column included), and its CPU seconds."""
     import duckdb
     import pyarrow as pa
 
@@ -129,12 +182,12 @@ def _duckdb_join(units: gpd.GeoDataFrame, lon: np.ndarray, lat: np.ndarray) -> f
     con.register("_u", pa.table({"unit_id": units["unit_id"].to_numpy(), "wkb": shapely.to_wkb(units.geometry)}))
     con.execute("CREATE TABLE u AS SELECT unit_id, ST_GeomFromWKB(wkb) AS geom FROM _u")
     con.register("_p", pa.table({"i": np.arange(lon.size), "lon": lon, "lat": lat}))
-    t0 = time.perf_counter()
+    c0, t0 = time.process_time(), time.perf_counter()
     con.execute("CREATE TABLE p AS SELECT i, ST_Point(lon, lat) AS geom FROM _p")
     con.execute("SELECT count(*) FROM p JOIN u ON ST_Contains(u.geom, p.geom)").fetchall()
-    seconds = time.perf_counter() - t0
+    seconds, cpu = time.perf_counter() - t0, time.process_time() - c0
     con.close()
-    return lon.size / seconds
+    return lon.size / seconds, cpu
 
 
 # -- aggregate ------------------------------------------------------------------------------------------------------
@@ -259,13 +312,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--baseline-points", type=int, default=1_000_000)
     parser.add_argument("--side", type=int, default=200, help="units per side of the lattice (200: 40,000)")
     parser.add_argument("--grids", type=int, default=10_000)
+    parser.add_argument("--threads", type=int, default=2, help="threads for the second assign figure")
     parser.add_argument("--parts", nargs="+", default=["assign", "aggregate", "payload"])
     args = parser.parse_args(argv)
     print(_machine(), flush=True)
     rows: list[tuple[str, ...]] = []
     with tempfile.TemporaryDirectory() as tmp:
         if "assign" in args.parts:
-            rows += bench_assign(args.points, args.baseline_points, args.side)
+            rows += bench_assign(args.points, args.baseline_points, args.side, args.threads)
         if "aggregate" in args.parts:
             rows += bench_aggregate(args.points, args.side, Path(tmp))
         if "payload" in args.parts:
