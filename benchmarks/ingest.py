@@ -6,25 +6,35 @@ Each step runs in its own Python process so that its peak RSS (``ru_maxrss``) is
   whole file in memory and no validation or writes.
 * ``pandas_read_all`` — ``pandas.read_csv(dtype=str)`` of the whole file: what a naive importer starts with.
 * ``gridgov_ingest`` — :func:`gridgov.ingest.ingest_file`: chunked parse, validation, unit lookup, due times, dedupe
-  and one transaction of Arrow inserts.
+  and one transaction of Arrow inserts. Its breakdown (``--phases``, on by default) times each part in the thread
+  that runs it: ``read`` (CSV parsing), ``hash`` (SHA-256 of the file), ``validate`` (all checks but the unit
+  lookup), ``locate`` (point → unit, raster build included), ``stage`` (the store calls made per chunk: known ids,
+  scratch files) and ``publish`` (the one transaction at the end). Reading, hashing and validating run on background
+  threads while the caller's thread stages, so the parts overlap and add up to more than the wall time; ``waiting``
+  is how long the caller's thread waited for validated chunks.
 * ``gridgov_reimport`` — the same file again (content hash hit: nothing is written).
 * ``gridgov_ingest`` again on a file of a quarter of the rows, into a fresh store: with bounded memory its peak
   RSS is close to the full file's.
-* ``ingest@REF`` (``--before REF``, default ``6ffbcf2``, the last revision before the speed work): the same full
-  file imported by the gridgov of a git revision (``git archive`` into a temporary folder; the working tree is not
-  touched), into a fresh store, so the before/after figures come from the same run on the same machine.
+* ``ingest@REF`` (``--before REF[,REF…]``, default ``6ffbcf2,HEAD``: the last revision before the speed work, and
+  the last commit): the same full file imported by the gridgov of a git revision (``git archive`` into a temporary
+  folder; the working tree is not touched), into a fresh store, so the before/after figures come from the same run
+  on the same machine.
 
 Seconds are wall time; ``cpu_s`` is the process's CPU time (all its threads). On a shared machine wall time swings
-with the other load while CPU time holds steadier, so both are printed, with the load average before each step.
+with the other load while CPU time holds steadier, so both are printed, with the load average before each step. The
+breakdown's figures are CPU seconds of the thread doing the part (wall seconds for the store's, which runs DuckDB's
+own threads), per million rows.
 
 Usage::
 
-    python benchmarks/ingest.py [--rows 1000000] [--before REF | --no-before] [--workdir DIR] [--keep]
+    python benchmarks/ingest.py [--rows 1000000] [--before REF[,REF...] | --no-before] [--no-phases] [--workdir DIR]
+                                [--keep]
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import platform
@@ -33,7 +43,10 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+from collections import defaultdict
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -42,8 +55,9 @@ import numpy as np
 UTM = "EPSG:32651"
 X0, Y0, SIZE, SIDE = 350_000.0, 3_455_000.0, 100.0, 32  # 32 x 32 = 1,024 units of 100 m
 CHUNK = 100_000
-#: The last revision of the importer before the speed work (pandas frames, DuckDB scratch tables, STRtree only).
-BEFORE_REF = "6ffbcf2"
+#: Revisions whose importer runs as "before" lines: the last one before the first speed work (pandas frames, DuckDB
+#: scratch tables, STRtree only), and the last commit.
+BEFORE_REF = "6ffbcf2,HEAD"
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -129,6 +143,83 @@ def _cpu_s() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
+class _Phases:
+    """Seconds spent in parts of the importer, timed by wrapping its functions (the library carries no timers)."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = defaultdict(float)
+        self._lock = threading.Lock()
+
+    def add(self, phase: str, seconds: float) -> None:
+        with self._lock:
+            self.seconds[phase] += seconds
+
+    def timed(self, owner: Any, name: str, phase: str, *, wall: bool = False,
+              when: Callable[[], bool] = lambda: True) -> None:
+        """Time ``owner.name`` into ``phase``: CPU of the calling thread, or wall time."""
+        fn = getattr(owner, name, None)
+        if fn is None:  # an older importer without this part
+            return
+        clock = time.perf_counter if wall else time.thread_time
+
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            if not when():
+                return fn(*args, **kwargs)
+            t0 = clock()
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                self.add(phase, clock() - t0)
+
+        setattr(owner, name, wrapper)
+
+    def install(self) -> None:
+        import gridgov.ingest as ingest
+        from gridgov.store import Store
+
+        csv_reader = ingest._csv_reader
+
+        def timed_reader(path: Path) -> Any:
+            reader = csv_reader(path)
+            if not dataclasses.is_dataclass(reader) or not hasattr(reader, "chunks"):
+                return reader  # an older reader: not timed
+
+            def chunks() -> Iterator[Any]:
+                source = reader.chunks()
+                try:
+                    while True:
+                        t0 = time.thread_time()
+                        try:
+                            item = next(source)
+                        except StopIteration:
+                            return
+                        finally:
+                            self.add("read", time.thread_time() - t0)
+                        yield item
+                finally:
+                    source.close()
+
+            return dataclasses.replace(reader, chunks=chunks)
+
+        ingest._csv_reader = timed_reader
+        self.timed(ingest, "_sha256_file", "hash")
+        # Older importers validate through validate(); now the import calls _check() (validate() wraps it).
+        self.timed(ingest, "_check" if hasattr(ingest, "_check") else "validate", "validate")
+        self.timed(ingest.UnitIndex, "locate", "locate")
+        for method in ("stage_incidents", "stage_rejects", "known_external_ids"):
+            self.timed(Store, method, "stage", wall=True)
+        self.timed(Store, "publish_import", "publish", wall=True)
+        if hasattr(ingest, "_Ahead"):
+            self.timed(ingest._Ahead, "__next__", "waiting", wall=True,
+                       when=lambda: threading.current_thread() is threading.main_thread())
+
+    def per_million(self, rows: int) -> dict[str, float]:
+        out = dict(self.seconds)
+        if "validate" in out:
+            out["validate"] -= out.get("locate", 0.0)  # locate runs inside validation, in the same thread
+        return {k: round(v * 1e6 / max(rows, 1), 2) for k, v in out.items()}
+
+
 def _step(name: str, csv_path: Path, db: Path, rows: int) -> dict[str, Any]:
     t0 = time.perf_counter()
     out: dict[str, Any] = {"step": name}
@@ -153,12 +244,17 @@ def _step(name: str, csv_path: Path, db: Path, rows: int) -> dict[str, Any]:
         from gridgov.ingest import ingest_file
         from gridgov.store import Store
 
+        phases = _Phases()
+        if os.environ.get("GRIDGOV_BENCH_PHASES") == "1":
+            phases.install()
         with Store(db) as store:
             cpu0 = _cpu_s()
             result = ingest_file(store, csv_path, progress=sys.stderr.isatty())
             out["cpu_s"] = round(_cpu_s() - cpu0, 2)
         out.update({k: v for k, v in result.to_dict().items() if k not in ("sample_rejects", "file", "sha256")})
         out["rows"] = result.rows_in
+        if phases.seconds:
+            out["phases_per_1m"] = phases.per_million(result.rows_in)
     else:
         raise SystemExit(f"unknown step {name}")
     # Ingest steps report the import's own wall time (ImportResult.seconds), without loading the libraries.
@@ -170,10 +266,12 @@ def _step(name: str, csv_path: Path, db: Path, rows: int) -> dict[str, Any]:
     return out
 
 
-def _run_child(step: str, csv_path: Path, db: Path, rows: int, *, source: Path | None = None) -> dict[str, Any]:
+def _run_child(step: str, csv_path: Path, db: Path, rows: int, *, source: Path | None = None,
+               phases: bool = False) -> dict[str, Any]:
     """Run one step in a fresh process; ``source`` puts another checkout of gridgov first on its path."""
     cmd = [sys.executable, __file__, "--child", step, "--csv", str(csv_path), "--db", str(db), "--rows", str(rows)]
     env = dict(os.environ)
+    env["GRIDGOV_BENCH_PHASES"] = "1" if phases else "0"
     if source is not None:
         env["PYTHONPATH"] = os.pathsep.join([str(source), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
     proc = subprocess.run(cmd, stdout=subprocess.PIPE, text=True, check=True, env=env)
@@ -187,6 +285,13 @@ def _checkout(ref: str, into: Path) -> Path:
                              check=True).stdout
     subprocess.run(["tar", "-x", "-C", str(into)], input=archive, check=True)
     return into
+
+
+def _short(ref: str) -> str:
+    """The abbreviated commit hash a revision names (so that ``HEAD`` prints as the commit it was)."""
+    out = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", ref], stdout=subprocess.PIPE, text=True,
+                         check=True)
+    return out.stdout.strip()
 
 
 def _machine() -> str:
@@ -205,9 +310,12 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--workdir", type=Path, default=None)
     parser.add_argument("--keep", action="store_true", help="Keep the generated CSV and database.")
-    parser.add_argument("--before", default=BEFORE_REF, help="Git revision whose importer runs as the 'before' line.")
+    parser.add_argument("--before", default=BEFORE_REF,
+                        help="Git revisions (comma-separated) whose importers run as 'before' lines.")
     parser.add_argument("--no-before", dest="before", action="store_const", const=None,
-                        help="Skip the 'before' line.")
+                        help="Skip the 'before' lines.")
+    parser.add_argument("--no-phases", dest="phases", action="store_false",
+                        help="Do not time the parts of the working tree's import.")
     parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--csv", type=Path, default=None, help=argparse.SUPPRESS)
     parser.add_argument("--db", type=Path, default=None, help=argparse.SUPPRESS)
@@ -220,10 +328,12 @@ def main() -> None:
     work.mkdir(parents=True, exist_ok=True)
     full_csv, full_db = work / f"incidents_{args.rows}.csv", work / "bench.duckdb"
     quarter_csv, quarter_db = work / f"incidents_{args.rows // 4}.csv", work / "bench_quarter.duckdb"
-    before_db = work / "bench_before.duckdb"
-    for db in (full_db, quarter_db, before_db):
+    refs = [r.strip() for r in (args.before or "").split(",") if r.strip()]
+    befores = [(_short(ref), work / f"before-{i}", work / f"bench_before_{i}.duckdb") for i, ref in enumerate(refs)]
+    for db in (full_db, quarter_db, *(b[2] for b in befores)):
         db.unlink(missing_ok=True)
-    before_src = _checkout(args.before, work / "before") if args.before else None
+    for ref, (_, folder, _) in zip(refs, befores, strict=True):
+        _checkout(ref, folder)
     plan: list[tuple[str, str, Path, Path, int, Path | None]] = [
         ("generate", "generate", full_csv, full_db, args.rows, None),
         ("build_store", "build_store", full_csv, full_db, args.rows, None),
@@ -231,9 +341,9 @@ def main() -> None:
         ("pyarrow_read_all", "pyarrow_read_all", full_csv, full_db, args.rows, None),
         ("pandas_read_all", "pandas_read_all", full_csv, full_db, args.rows, None),
     ]
-    if before_src is not None:
-        plan += [("build_store", "build_store", full_csv, before_db, args.rows, before_src),
-                 (f"ingest@{args.before}", "gridgov_ingest", full_csv, before_db, args.rows, before_src)]
+    for short, folder, db in befores:
+        plan += [("build_store", "build_store", full_csv, db, args.rows, folder),
+                 (f"ingest@{short}", "gridgov_ingest", full_csv, db, args.rows, folder)]
     plan += [
         ("gridgov_ingest", "gridgov_ingest", full_csv, full_db, args.rows, None),
         ("gridgov_reimport", "gridgov_reimport", full_csv, full_db, args.rows, None),
@@ -245,7 +355,8 @@ def main() -> None:
     try:
         for label, step, csv_path, db, rows, source in plan:
             load = os.getloadavg()[0]
-            res = _run_child(step, csv_path, db, rows, source=source)
+            res = _run_child(step, csv_path, db, rows, source=source,
+                             phases=args.phases and step == "gridgov_ingest")
             res["step"], res["file_rows"], res["load_before"] = label, rows, round(load, 1)
             results.append(res)
             rate = f"{res['rows_per_s']:>10,} rows/s" if "rows_per_s" in res else " " * 17
@@ -255,12 +366,19 @@ def main() -> None:
         ing = next(r for r in results if r["step"] == "gridgov_ingest")
         print(f"file {size_mb:.0f} MB, {args.rows:,} rows, {SIDE * SIDE} units; accepted {ing['accepted']:,}, "
               f"rejected {ing['rejected']:,} {ing['rejected_by_reason']}")
-        old = next((r for r in results if r["step"].startswith("ingest@")), None)
-        if old is not None:
+        order = ("read", "hash", "validate", "locate", "stage", "publish", "waiting")
+        for res in results:
+            if "phases_per_1m" in res and res["file_rows"] == args.rows:
+                parts = ", ".join(f"{k} {res['phases_per_1m'][k]:.2f}" for k in order if k in res["phases_per_1m"])
+                print(f"{res['step']} per 1 M rows: {parts} s")
+        print("  (CPU seconds of the thread doing each part; stage, publish and waiting: wall seconds of the caller's "
+              "thread)")
+        for old in (r for r in results if r["step"].startswith("ingest@")):
             same = (old["accepted"], old["rejected_by_reason"]) == (ing["accepted"], ing["rejected_by_reason"])
-            print(f"before/after ({args.before} → working tree): {old['rows_per_s']:,} → {ing['rows_per_s']:,} rows/s "
-                  f"wall ({ing['rows_per_s'] / old['rows_per_s']:.1f}x), {old['cpu_s']:.1f} → {ing['cpu_s']:.1f} s "
-                  f"CPU ({old['cpu_s'] / ing['cpu_s']:.1f}x less); same accepted and rejects: {same}")
+            print(f"before/after ({old['step'][7:]} → working tree): {old['rows_per_s']:,} → {ing['rows_per_s']:,} "
+                  f"rows/s wall ({ing['rows_per_s'] / old['rows_per_s']:.1f}x), {old['cpu_s']:.1f} → "
+                  f"{ing['cpu_s']:.1f} s CPU ({old['cpu_s'] / ing['cpu_s']:.1f}x less); same accepted and rejects: "
+                  f"{same}")
         print(json.dumps(results, ensure_ascii=False))
     finally:
         if not args.keep and args.workdir is None:

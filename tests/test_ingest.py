@@ -6,6 +6,7 @@ import csv
 import json
 import subprocess
 import sys
+import threading
 from datetime import datetime
 from pathlib import Path
 
@@ -400,6 +401,107 @@ def test_duplicates_across_chunks_are_caught(tiny_store: Store, tmp_path: Path,
     assert rej[["row_no", "reason"]].values.tolist() == [[4, "duplicate_external_id"]]
     assert result.sample_rejects[0]["message"] == "external id 'K1' is taken by an earlier row of this file"
     assert json.loads(rej["raw"].iloc[0])["external_id"] == "K1"
+
+
+def _messy_rows(rows: int, seed: int, units: gpd.GeoSeries) -> list[list[object]]:
+    """A seeded file with every kind of trouble: every reject reason, ids repeated a few rows later (so across chunk
+    boundaries) and ids of the stored fixture incidents, many time formats, padded and odd-case values, Chinese
+    names, points on shared unit edges, and quotes, commas and newlines in text."""
+    rng = np.random.default_rng(seed)
+    cats = load_categories()
+    categories = [*cats["code"], *cats["name_zh"], *cats["name_en"], "  NOISE ", "Street  Light", "spaceship", ""]
+    statuses = ["", "", "closed", "办结", "处置中", "In_Progress", "open", "limbo", "cancelled", " Reported "]
+    corners = [pt for geom in units for pt in geom.exterior.coords[:-1]]
+    base = np.datetime64("2026-01-01T00:00:00") + rng.integers(0, 300 * 86_400, rows).astype("timedelta64[s]")
+    out: list[list[object]] = []
+    for i in range(rows):
+        t = pd.Timestamp(base[i])
+        kind = rng.integers(0, 14)
+        reported = [t.strftime("%Y-%m-%d %H:%M:%S"), t.strftime("%Y-%m-%d %H:%M"), t.strftime("%Y/%m/%d %H:%M"),
+                    t.strftime("%Y-%m-%dT%H:%M:%S+08:00"), t.strftime("%Y年%m月%d日 %H:%M"),
+                    t.strftime("%Y%m%d%H%M%S"), t.strftime("%Y-%m-%d"), "2026-02-30 10:00:00", "yesterday", "",
+                    "2026-06-10 23:59:60", t.strftime("%Y-%m-%d %H:%M:%S.25"), f" {t:%Y-%m-%d %H:%M:%S} ",
+                    "2026-06-1x 10:00:00"][kind]
+        closed = ""
+        if rng.random() < 0.4:
+            closed = (t + pd.Timedelta(hours=float(rng.integers(-5, 200)))).strftime("%Y-%m-%d %H:%M:%S")
+        elif rng.random() < 0.02:
+            closed = "2026-13-45 10:00"
+        where = rng.random()
+        if where < 0.03:
+            lon, lat = corners[rng.integers(0, len(corners))]
+        elif where < 0.05:
+            lon, lat = FAR
+        elif where < 0.06:
+            lon, lat = ["", "east", 1000.0][rng.integers(0, 3)], 31.22
+        else:
+            x0, y0, x1, y1 = units.iloc[rng.integers(0, len(units))].bounds
+            lon, lat = round(rng.uniform(x0, x1), 7), round(rng.uniform(y0, y1), 7)
+        ext = f"X{i}" if rng.random() > 0.05 else f"X{max(i - int(rng.integers(1, 30)), 0)}"
+        source = ""
+        if rng.random() < 0.02:
+            ext, source = f"T{rng.integers(1, 7)}", "fixture"
+        elif rng.random() < 0.1:
+            source = "hotline"
+        if rng.random() < 0.02:
+            ext = ""
+        text = ['市民反映, "噪声"\n夜间施工', "plain", "", "  padded  "][rng.integers(0, 4)]
+        out.append([ext, reported, categories[rng.integers(0, len(categories))], lon, lat,
+                    statuses[rng.integers(0, len(statuses))], closed, source, text])
+    return out
+
+
+@pytest.mark.parametrize("seed", [3, 11])
+def test_pipelined_import_equals_one_chunk_at_a_time(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                     seed: int) -> None:
+    """Reading and validating ahead on threads, in small chunks, stores exactly what one chunk in one thread does."""
+    from tests.fixtures import build_tiny
+
+    stores = {name: build_tiny(tmp_path / f"{name}.duckdb") for name in ("serial", "pipelined")}
+    path = _write_csv(tmp_path / "messy.csv", _messy_rows(3_000, seed, stores["serial"].units().geometry),
+                      header=[*HEADER, "description"])
+    results, tables = {}, {}
+    for name, (chunk_rows, depth) in {"serial": (100_000, 0), "pipelined": (97, 2)}.items():
+        monkeypatch.setattr(ingest_mod, "CHUNK_ROWS", chunk_rows)
+        monkeypatch.setattr(ingest_mod, "PIPELINE_DEPTH", depth)
+        store = stores[name]
+        results[name] = ingest_file(store, path)
+        tables[name] = (_imported(store, results[name].batch_id).drop(columns=["batch_id"]),
+                        store.rejects(results[name].batch_id))
+        store.close()
+    serial, pipelined = results["serial"], results["pipelined"]
+    assert set(serial.rejected_by_reason) == set(REASONS)  # the file exercises every check
+    assert serial.duplicates > 50 and serial.accepted > 1_000
+    assert (pipelined.accepted, pipelined.rejected, pipelined.duplicates) == (serial.accepted, serial.rejected,
+                                                                              serial.duplicates)
+    assert pipelined.rejected_by_reason == serial.rejected_by_reason
+    assert pipelined.sample_rejects == serial.sample_rejects
+    pd.testing.assert_frame_equal(tables["pipelined"][0], tables["serial"][0])
+    pd.testing.assert_frame_equal(tables["pipelined"][1], tables["serial"][1])
+
+
+def test_a_failure_while_validating_ahead_stops_the_import_and_its_threads(tiny_store: Store, tmp_path: Path,
+                                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(ingest_mod, "CHUNK_ROWS", 2)
+    path = _write_csv(tmp_path / "v.csv", [_row(f"V{i}", 1 + i % 8) for i in range(20)])
+    before = _counts(tiny_store)
+    real = ingest_mod._check
+    seen: list[int] = []
+
+    def failing(frame: object, *args: object, first_row_no: int, **kwargs: object) -> object:
+        seen.append(first_row_no)
+        if first_row_no == 7:  # the fourth chunk, while earlier ones are being staged
+            raise RuntimeError("validator fell over")
+        return real(frame, *args, first_row_no=first_row_no, **kwargs)
+
+    monkeypatch.setattr(ingest_mod, "_check", failing)
+    with pytest.raises(RuntimeError, match="validator fell over"):
+        ingest_file(tiny_store, path)
+    assert _counts(tiny_store) == before
+    assert seen == [1, 3, 5, 7]  # nothing validated past the failure
+    assert not [t.name for t in threading.enumerate() if t.name.startswith("gridgov-ingest")]
+    monkeypatch.setattr(ingest_mod, "_check", real)
+    assert ingest_file(tiny_store, path).accepted == 20
 
 
 def test_a_rejected_row_does_not_block_its_corrected_resend(tiny_store: Store, tmp_path: Path) -> None:
