@@ -13,10 +13,10 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import pandas as pd
 
@@ -24,6 +24,7 @@ from dashboards.figures import bilingual, to_geojson
 from gridgov.config import Settings
 from gridgov.store import Store
 
+T = TypeVar("T")
 _GRID_ATTRS = ["grid_code", "community_code", "street_code", "n_units", "area_m2", "households", "population"]
 
 
@@ -75,6 +76,20 @@ class AppContext:
     time_range: tuple[datetime, datetime] | None
     grid_features: dict[str, dict[str, Any]] = field(default_factory=dict)
     revision: int = 0
+    _cache: dict[Hashable, Any] = field(default_factory=dict, init=False, repr=False, compare=False)
+    _cache_lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False, compare=False)
+
+    def cached(self, key: Hashable, build: Callable[[], T]) -> T:
+        """``build()`` the first time ``key`` is asked for, the same object afterwards.
+
+        For what pages derive from the static data alone (a page's initial map figure per language): it stays
+        valid as long as this context, and :func:`reload_context` starts a new context with an empty cache. What
+        ``build`` returns is shared by every request, so nobody may modify it.
+        """
+        with self._cache_lock:
+            if key not in self._cache:
+                self._cache[key] = build()
+            return self._cache[key]  # type: ignore[no-any-return]
 
     def geo_path(self, name: str) -> str:
         """Path of a static boundary layer (``grids``, ``streets``, ``communities``) served by the app.

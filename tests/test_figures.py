@@ -75,13 +75,73 @@ def test_map_has_one_location_per_grid_and_z_is_the_density(tiny_store: Store) -
     assert trace.z[2] is None and math.isnan(expected.iloc[2])
     assert [trace.z[i] for i in (0, 1, 3)] == pytest.approx([expected.iloc[i] for i in (0, 1, 3)])
     assert [trace.z[i] for i in (0, 1, 3)] == pytest.approx([2 / 600 * 1000, 1 / 300 * 1000, 1 / 60 * 1000])
-    assert trace.customdata[2][2] == t("no_residents")
+    assert trace.customdata[2][1] == t("no_residents")
+    # Hover: what no filter changes (community, households) is the text; this window's count and density the data.
+    assert [s.split("<br>")[0] for s in trace.text] == grids["community_code"].tolist()
+    assert [s.split("<br>")[1] for s in trace.text] == [f"Households: {h:,}" for h in grids["households"]]
+    assert [row[0] for row in trace.customdata] == ["2", "1", "1", "1"]
+    assert trace.customdata[0][1] == figures.fmt_num(2 / 600 * 1000)
+    assert "%{text}" in trace.hovertemplate and "%{customdata[1]}" in trace.hovertemplate
     assert fig.layout.map.style == "white-bg"
     assert len(fig.layout.map.layers) == 5
     assert fig.layout.map.layers[figures.LAYER_BASEMAP].visible is False
     assert fig.layout.map.layers[figures.LAYER_STREETS].line.width > fig.layout.map.layers[
         figures.LAYER_COMMUNITIES].line.width
     pio.to_json(fig, validate=True)  # serialisable as Dash will send it
+
+
+def test_map_as_dict_sends_the_same_json_as_the_figure(tiny_store: Store) -> None:
+    # The Overview hands dcc.Graph the dict form (written ~10x faster by Dash); the browser must get the same map.
+    from plotly.io.json import to_json_plotly
+
+    gdf = tiny_store.layout_grids(tiny_store.current_layout_id() or 0)
+    geojson = figures.to_geojson(gdf, id_column="grid_code")
+    before = json.dumps(geojson)
+    frame = figures.density_frame(_grids(tiny_store), _june_stats(tiny_store), basis="km2")
+    kwargs = {"lang": "zh", "view": figures.map_view(tiny_store.district_bounds()),
+              "layers": figures.boundary_layers(grids_source="/geo/g.geojson", communities_source="/geo/c.geojson",
+                                                streets_source="/geo/s.geojson")}
+    as_dict = figures.density_map_dict(geojson, frame, **kwargs)
+    as_figure = figures.density_map(geojson, frame, **kwargs)
+    assert json.loads(to_json_plotly(as_dict)) == json.loads(to_json_plotly(as_figure))
+    assert json.loads(to_json_plotly(as_dict))["data"][0]["geojson"] == json.loads(before)
+    assert json.dumps(geojson) == before, "the context's GeoJSON is shared by every page and must not change"
+
+
+def test_geojson_arrays_keep_every_ring_and_refuse_other_geometries() -> None:
+    from plotly.io.json import to_json_plotly
+
+    square = [[0.0, 0.0], [1.0, 0.0], [1.0, 1.0], [0.0, 0.0]]
+    hole = [[0.2, 0.2], [0.4, 0.2], [0.4, 0.4], [0.2, 0.2]]
+    gj = {"type": "FeatureCollection", "features": [
+        {"type": "Feature", "id": "A", "properties": {}, "geometry": {"type": "Polygon",
+                                                                      "coordinates": [square, hole]}},
+        {"type": "Feature", "id": "B", "properties": {}, "geometry": {
+            "type": "MultiPolygon", "coordinates": [[square], [[[5.5, 5.5], [6.0, 5.5], [6.0, 6.0], [5.5, 5.5]]]]}},
+    ]}
+    arrays = figures.geojson_arrays(gj)
+    assert arrays["features"][0]["geometry"]["coordinates"][1].shape == (4, 2)
+    assert json.loads(to_json_plotly(arrays)) == gj
+    point = {"type": "FeatureCollection", "features": [
+        {"type": "Feature", "id": "P", "properties": {}, "geometry": {"type": "Point", "coordinates": [1.0, 2.0]}}]}
+    with pytest.raises(ValueError, match="Point for feature 'P'"):
+        figures.geojson_arrays(point)
+
+
+def test_context_cache_builds_once_per_context(tiny_store: Store) -> None:
+    from dashboards.context import load_context
+    from gridgov.config import Settings
+
+    settings = Settings(db_path=tiny_store.path, now=NOW)
+    ctx = load_context(settings, tiny_store)
+    built: list[str] = []
+    first = ctx.cached(("map", "en"), lambda: built.append("en") or {"lang": "en"})
+    assert ctx.cached(("map", "en"), lambda: built.append("again") or {}) is first
+    assert ctx.cached(("map", "zh"), lambda: built.append("zh") or {"lang": "zh"}) == {"lang": "zh"}
+    assert built == ["en", "zh"]
+    # A reloaded context (after the current layout changed) starts empty: nothing of the old layout survives.
+    fresh = load_context(settings, tiny_store, revision=1)
+    assert fresh.cached(("map", "en"), lambda: {"lang": "en", "new": True}) == {"lang": "en", "new": True}
 
 
 def test_basemap_layers_are_tiles_under_the_offline_style() -> None:

@@ -260,6 +260,7 @@ def _act(_accept: int | None, _handle: int | None, selected: Any, note: str | No
     try:
         if ctx.triggered_id == ids.WK_ACCEPT:
             lifecycle.apply_action(store, user, case, "accept", at=app_ctx.now())
+            live.bump()  # open Overview pages recount
             # The sheet stays open (the next step is usually "handled"); the feedback shows in it.
             return no_update, html.Span(t("wk_accepted", lang, case=label)), rev, no_update, no_update
         if not (note or "").strip():
@@ -268,6 +269,7 @@ def _act(_accept: int | None, _handle: int | None, selected: Any, note: str | No
         if row is not None and row["status"] in ("reported", "registered"):
             lifecycle.apply_action(store, user, case, "accept", at=app_ctx.now())
         lifecycle.apply_action(store, user, case, "handle", note=note, at=app_ctx.now())
+        live.bump()
     except (InputError, StoreError) as exc:
         log.info("worker: %s could not act on case %s: %s", user.username, case, exc)
         return (html.Span(t("wk_failed", lang, case=label, reason=t("wk_moved", lang)), className="warn"), None,
