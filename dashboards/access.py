@@ -45,12 +45,13 @@ log = logging.getLogger("gridgov.dashboards")
 
 #: Pages (the last part of a Dash Pages module name) each role may open.
 ROLE_PAGES: dict[str, frozenset[str]] = {
-    "manager": frozenset({"overview", "staffing", "planner"}),
+    "manager": frozenset({"overview", "staffing", "planner", "imports"}),
     "planner": frozenset({"overview", "planner"}),
     "worker": frozenset({"worker"}),
 }
 #: Component id prefix of each page; ids of the app shell and of sign-in belong to every page.
-PAGE_PREFIXES: dict[str, str] = {"ov-": "overview", "st-": "staffing", "pl-": "planner", "wk-": "worker"}
+PAGE_PREFIXES: dict[str, str] = {"ov-": "overview", "st-": "staffing", "pl-": "planner", "wk-": "worker",
+                                 "im-": "imports"}
 SHELL_IDS = frozenset({ids.URL, ids.BRAND, ids.NAV, ids.LANG_LINK})
 _SHELL_PREFIXES = ("login-", "_pages_")
 #: Where each role lands after signing in.
@@ -60,7 +61,7 @@ HOME: dict[str, str] = {"manager": "/", "planner": "/", "worker": "/my-grids"}
 PUBLIC = ("/healthz", "/assets/", "/_dash-component-suites/", "/_favicon.ico", "/favicon.ico", "/api/v2/")
 #: Plain (non-Dash) endpoints and the pages whose data they serve.
 ENDPOINT_PAGES: dict[str, frozenset[str]] = {
-    "/geo/": frozenset({"overview", "staffing", "planner"}),
+    "/geo/": frozenset({"overview", "staffing", "planner", "imports"}),
     "/my-grids/": frozenset({"worker"}),
 }
 SECRET_ENV = "GRIDGOV_SECRET_KEY"
@@ -108,7 +109,7 @@ def sees_personal_data(grid_code: str | None = None) -> bool:
 
 
 def may_open(user: User | None, page: str) -> bool:
-    """True when ``user`` may use ``page`` (``overview``, ``staffing``, ``planner``, ``worker``)."""
+    """True when ``user`` may use ``page`` (``overview``, ``staffing``, ``planner``, ``worker``, ``imports``)."""
     return user is not None and page in ROLE_PAGES.get(user.role, frozenset())
 
 

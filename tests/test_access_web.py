@@ -210,7 +210,7 @@ def test_each_role_opens_its_pages(app: dash.Dash, username: str, expected: dict
 
 
 def test_menu_lists_only_the_roles_pages(app: dash.Dash) -> None:
-    for username, pages in (("manager", ["/", "/staffing", "/planner"]), ("planner", ["/", "/planner"]),
+    for username, pages in (("manager", ["/", "/staffing", "/planner", "/import"]), ("planner", ["/", "/planner"]),
                             ("worker1", ["/my-grids"])):
         client = _client(app, username)
         resp = _call(client, app, "..brand.children", {"url.pathname": "/", "url.search": ""})
@@ -224,6 +224,10 @@ def test_menu_lists_only_the_roles_pages(app: dash.Dash) -> None:
     ("planner", "st-kpis.children", {}),
     ("planner", "..wk-title.children", {"wk-rev.data": 0}),
     ("manager", "..wk-title.children", {"wk-rev.data": 0}),
+    ("worker1", "im-batch.options", {"im-rev.data": {"n": 0}}),
+    ("planner", "im-batch.options", {"im-rev.data": {"n": 0}}),
+    ("planner", "im-uploaded.data", {"im-upload.contents": "data:text/csv;base64,YSxiCg==",
+                                     "im-upload.filename": "x.csv"}),
 ])
 def test_callbacks_of_other_pages_are_refused(app: dash.Dash, username: str, output: str,
                                               values: dict[str, Any]) -> None:
@@ -231,6 +235,15 @@ def test_callbacks_of_other_pages_are_refused(app: dash.Dash, username: str, out
     resp = _call(client, app, output, values)
     assert resp.status_code == 403
     assert _text(resp) == "forbidden"
+
+
+def test_only_managers_open_the_import_page(app: dash.Dash) -> None:
+    for username, status in (("manager", 200), ("street-manager", 200), ("planner", 403), ("worker1", 403)):
+        client = _client(app, username)
+        assert client.get("/import").status_code == status, username
+        resp = _call(client, app, ".._pages_content", {"_pages_location.pathname": "/import",
+                                                       "_pages_location.search": ""})
+        assert resp.status_code == status, username
 
 
 def test_a_worker_cannot_render_another_pages_layout(app: dash.Dash) -> None:
