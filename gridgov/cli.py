@@ -193,15 +193,63 @@ def areas_import(
     parent_col: Annotated[str | None, typer.Option("--parent-col", help="Column of the parent's code; without it "
                                                    "parents are inferred by containment.")] = None,
     crs: Annotated[str | None, typer.Option(help="CRS of a file that carries none, e.g. 4326.")] = None,
+    fix_row: Annotated[list[str] | None, typer.Option("--fix-row", help="ROW=CODE[:NAME]: set the code (and name) "
+                                                      "of feature ROW (from 1) that lacks one or has a wrong one; "
+                                                      "repeatable.")] = None,
+    code_prefix: Annotated[str | None, typer.Option("--code-prefix", help="Digits put before every numeric code, "
+                                                    "zero-padded to the level's length (community 12 digits, as "
+                                                    "grid codes need).")] = None,
+    district: Annotated[str | None, typer.Option(help="CODE:NAME of a district (6 digits) to store as the union "
+                                                 "of these areas, when you have no district boundary.")] = None,
     json_out: JsonOption = False,
 ) -> None:
-    """Load admin boundaries of one level (replacing that level); repairs, rejects, overlaps and gaps reported."""
-    from gridgov.areas import import_areas
+    """Load admin boundaries of one level (replacing that level); repairs, rejects, overlaps and gaps reported.
+
+    A new database also gets the category table (the default, or GRIDGOV_CONFIG's categories_path)."""
+    from gridgov.areas import import_areas, parse_district, parse_fix_row
+    from gridgov.incidents import load_categories
     from gridgov.store import Store
 
-    with Store(_settings(db).db_path) as store:
+    settings = _settings(db)
+    fixes = {row: (code, name) for row, code, name in map(parse_fix_row, fix_row or [])}
+    made = parse_district(district) if district else None
+    with Store(settings.db_path) as store:
         report = import_areas(store, file, level=level, code_col=code_col, name_col=name_col,
-                              parent_col=parent_col, crs=crs)
+                              parent_col=parent_col, crs=crs, fix_rows=fixes, code_prefix=code_prefix,
+                              district=made, categories=load_categories(settings.categories_path))
+    if json_out:
+        _print_json(report.to_dict())
+    else:
+        console.print(report.summary(), markup=False, highlight=False)
+
+
+@areas_app.command("join")
+def areas_join(
+    table: Annotated[Path, typer.Argument(help="CSV with one row per area, e.g. population per community.")],
+    on: Annotated[str, typer.Option(help="Column of the table naming the area (its code or name).")],
+    out: Annotated[Path, typer.Option(help="Layer to write: .geojson, .gpkg or .parquet.")],
+    db: DbOption = None,
+    level: Annotated[str, typer.Option(help="district, street or community.")] = "community",
+    alias: Annotated[list[str] | None, typer.Option("--alias", help="VALUE=AREA: a table value spelled otherwise "
+                                                    "than the area's name or code; repeatable.")] = None,
+    json_out: JsonOption = False,
+) -> None:
+    """Attach a table's rows (e.g. population) to the stored areas they name and write them as a GIS layer.
+
+    Names match ignoring case, spaces and punctuation; the layer feeds `units build --population`."""
+    from gridgov.areas import join_table, write_layer
+    from gridgov.errors import InputError
+    from gridgov.store import Store
+
+    aliases: dict[str, str] = {}
+    for text in alias or []:
+        value, sep, target = text.partition("=")
+        if not sep or not value.strip() or not target.strip():
+            raise InputError(f"must look like VALUE=AREA, got {text!r}", field="alias")
+        aliases[value.strip()] = target.strip()
+    with Store(_settings(db).db_path, read_only=True) as store:
+        layer, report = join_table(store, table, on=on, level=level, aliases=aliases)
+    report.out = str(write_layer(layer, out))
     if json_out:
         _print_json(report.to_dict())
     else:

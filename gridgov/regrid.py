@@ -121,12 +121,17 @@ def unit_graph(store: Store) -> unitlib.UnitGraph:
 
 
 def _incident_hours(store: Store) -> tuple[pd.Series | None, float]:
-    """Handling hours per unit over the last 12 months of incidents, and the window in weeks."""
+    """Handling hours per unit over the last 12 months of incidents, and the window in weeks.
+
+    The window is the 12 months up to the latest report, or the span of the reports when that is shorter (three days
+    of history make hours per week of three days, not of a year in which 362 days had no incidents); at least a day.
+    """
     span = store.incident_time_range()
     if span is None:
         return None, 1.0
     end = pd.Timestamp(span[1]) + pd.Timedelta(microseconds=1)
-    start = end - timedelta(days=DEMAND_WINDOW_DAYS)
+    start = max(end - timedelta(days=DEMAND_WINDOW_DAYS), pd.Timestamp(span[0]))
+    days = max((end - start) / pd.Timedelta(days=1), 1.0)
     counts = store.unit_incident_counts(start=start.to_pydatetime(), end=end.to_pydatetime())
     if len(counts) == 0:
         return None, 1.0
@@ -137,7 +142,7 @@ def _incident_hours(store: Store) -> tuple[pd.Series | None, float]:
                          field="category_code")
     hours = counts["category_code"].map(minutes).to_numpy() * counts["n"].to_numpy() / 60.0
     per_unit = pd.Series(hours, index=counts["unit_id"].to_numpy()).groupby(level=0).sum()
-    return per_unit.rename("incident_hours").rename_axis("unit_id"), DEMAND_WINDOW_DAYS / 7.0
+    return per_unit.rename("incident_hours").rename_axis("unit_id"), days / 7.0
 
 
 def unit_weights(store: Store) -> pd.DataFrame:

@@ -13,7 +13,7 @@ from typing import Any
 import geopandas as gpd
 import pandas as pd
 import pytest
-from shapely.geometry import Polygon, box
+from shapely.geometry import MultiPolygon, Polygon, box
 
 from gridgov.store import Store
 
@@ -183,3 +183,132 @@ def test_areas_import_without_crs_says_what_to_do(tmp_path: Path) -> None:
     done = _run("areas", "import", str(path), "--level", "district", "--code-col", "code", db=tmp_path / "x.duckdb")
     assert done.returncode == 2
     assert "error" in done.stderr
+
+
+def _write_councils(folder: Path) -> Path:
+    """Four features as a city's boundary file has them: a council split over two rows, two councils sharing a
+    placeholder id, and a polygon without attributes."""
+    x, y = 350_000, 3_455_000
+    rows = [("7", "Hilltop", box(x, y, x + 400, y + 400)),
+            ("7", "Hilltop", box(x + 400, y, x + 600, y + 400)),
+            ("0", "Riverside", box(x, y + 400, x + 300, y + 800)),
+            ("0", "Lakeside", box(x + 300, y + 400, x + 600, y + 800)),
+            (None, None, box(x, y + 800, x + 600, y + 1000))]
+    path = folder / "councils.geojson"
+    gpd.GeoDataFrame({"nc_id": [r[0] for r in rows], "nc_name": [r[1] for r in rows]},
+                     geometry=[r[2] for r in rows], crs=32651).to_file(path, driver="GeoJSON")
+    return path
+
+
+def test_areas_import_reports_what_a_city_file_gets_wrong(tmp_path: Path) -> None:
+    path = _write_councils(tmp_path)
+    report = _json("areas", "import", str(path), "--level", "community", "--code-col", "nc_id",
+                   "--name-col", "nc_name", db=tmp_path / "plain.duckdb")
+    assert report["stored"] == 2 and report["merged"] == ["7"]
+    assert [r["code"] for r in report["rejected"]] == ["row 4", "row 5"]
+    assert "duplicate code 0" in report["rejected"][0]["reason"] and "Riverside" in report["rejected"][0]["reason"]
+    assert "--fix-row 5=" in report["rejected"][1]["reason"]
+    assert any("12 digits" in n for n in report["notes"])
+    assert report["categories_added"] > 0
+    with Store(tmp_path / "plain.duckdb", read_only=True) as store:
+        hilltop = store.admin_areas("community").set_index("code").loc["7"]
+        assert len(store.categories()) == report["categories_added"]
+    assert hilltop["area_m2"] == pytest.approx(600 * 400, rel=1e-6)  # both rows, one area
+
+
+def test_areas_import_fixes_rows_prefixes_codes_and_makes_the_district(tmp_path: Path) -> None:
+    path = _write_councils(tmp_path)
+    db = tmp_path / "city.duckdb"
+    report = _json("areas", "import", str(path), "--level", "community", "--code-col", "nc_id",
+                   "--name-col", "nc_name", "--fix-row", "3=12", "--fix-row", "5=13:Meadow",
+                   "--code-prefix", "990100000", "--district", "990100:Test city", db=db)
+    assert report["stored"] == 4 and not report["rejected"] and not report["notes"]
+    assert report["district"]["code"] == "990100"
+    assert report["district"]["area_m2"] == pytest.approx(600 * 1000, rel=1e-6)
+    with Store(db, read_only=True) as store:
+        areas = store.admin_areas("community").set_index("code")
+        assert store.meta()["district_name"] == "Test city"
+        assert len(store.admin_areas("district")) == 1
+    assert dict(areas["name"]) == {"990100000007": "Hilltop", "990100000012": "Riverside",
+                                   "990100000000": "Lakeside", "990100000013": "Meadow"}
+    assert set(areas["parent_code"]) == {"990100"}
+    # What the codes are for: units and a first layout whose grid codes extend the community codes.
+    households = tmp_path / "households.geojson"
+    gpd.GeoDataFrame({"households": [6000]}, geometry=[box(350_000, 3_455_000, 350_600, 3_456_000)],
+                     crs=32651).to_file(households, driver="GeoJSON")
+    units = _json("units", "build", "--size", "100", "--population", str(households), "--pop-col", "households",
+                  db=db)
+    assert units["n_units"] == 60 and units["households"] == 6000
+    first = _json("regrid", "--n-grids", "5", "--weight", "households", "--name", "first", db=db)
+    assert first["n_grids"] == 5
+    with Store(db, read_only=True) as store:
+        grids = store.layout_grids(store.current_layout_id() or 0)
+    assert (grids["grid_code"].str[:12] == grids["community_code"]).all()
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (("--fix-row", "five=12"), "ROW=CODE"),
+    (("--fix-row", "9=12"), "row 9 is not a feature"),
+    (("--code-prefix", "99x"), "code_prefix"),
+    (("--district", "12:Too short"), "6 digits"),
+])
+def test_areas_import_bad_corrections_name_the_option(tmp_path: Path, args: tuple[str, ...], message: str) -> None:
+    path = _write_councils(tmp_path)
+    done = _run("areas", "import", str(path), "--level", "community", "--code-col", "nc_id", *args,
+                db=tmp_path / "bad.duckdb")
+    assert done.returncode == 2
+    assert message in " ".join(done.stderr.split())
+
+
+def test_code_prefix_names_the_row_of_a_code_that_is_not_a_number(tmp_path: Path) -> None:
+    path = _write_councils(tmp_path)
+    done = _run("areas", "import", str(path), "--level", "community", "--code-col", "nc_name",
+                "--code-prefix", "990100000", db=tmp_path / "bad.duckdb")
+    assert done.returncode == 2
+    message = " ".join(done.stderr.split())
+    assert "row 1" in message and "'Hilltop'" in message
+
+
+def test_areas_join_matches_names_loosely_and_feeds_units_build(tmp_path: Path) -> None:
+    path = _write_councils(tmp_path)
+    db = tmp_path / "city.duckdb"
+    _json("areas", "import", str(path), "--level", "community", "--code-col", "nc_id", "--name-col", "nc_name",
+          "--fix-row", "3=12", "--fix-row", "5=13:Meadow", "--code-prefix", "990100000", db=db)
+    table = tmp_path / "population.csv"
+    table.write_text("council,population\nHILL-TOP,2400\nRiverside,1200\nLake side,600\nMeadows,300\nNowhere,5\n",
+                     encoding="utf-8")
+    out = tmp_path / "pop.geojson"
+    loose = _json("areas", "join", str(table), "--on", "council", "--out", str(out), db=db)
+    assert loose["matched"] == 3
+    assert [(r["row"], r["value"]) for r in loose["unmatched_rows"]] == [(4, "Meadows"), (5, "Nowhere")]
+    assert loose["areas_without_row"] == ["Meadow"]
+    full = _json("areas", "join", str(table), "--on", "council", "--out", str(out), "--alias", "Meadows=Meadow",
+                 db=db)
+    assert full["matched"] == 4 and full["areas_without_row"] == []
+    layer = gpd.read_file(out)
+    assert dict(zip(layer["name"], layer["population"], strict=True)) == {
+        "Hilltop": 2400, "Riverside": 1200, "Lakeside": 600, "Meadow": 300}
+    units = _json("units", "build", "--size", "100", "--population", str(out), "--pop-col", "population", db=db)
+    assert units["population"] == 4500
+    bad = _run("areas", "join", str(table), "--on", "council", "--out", str(out), "--alias", "Meadows=Moon", db=db)
+    assert bad.returncode == 2 and "Moon" in bad.stderr
+
+
+def test_areas_import_drops_specks_that_would_stretch_the_map(tmp_path: Path) -> None:
+    x, y = 350_000, 3_455_000
+    # A council whose file geometry carries a 0.25 m² speck 20 km away (digitising debris in real boundary files).
+    speck = box(x + 20_000, y + 20_000, x + 20_000.5, y + 20_000.5)
+    path = tmp_path / "specks.geojson"
+    gpd.GeoDataFrame({"code": ["990100000001", "990100000002"], "name": ["Hilltop", "Riverside"]},
+                     geometry=[MultiPolygon([box(x, y, x + 400, y + 400), speck]), box(x + 400, y, x + 800, y + 400)],
+                     crs=32651).to_file(path, driver="GeoJSON")
+    db = tmp_path / "specks.duckdb"
+    report = _json("areas", "import", str(path), "--level", "community", db=db)
+    assert report["stored"] == 2
+    assert [(d["code"], d["parts"]) for d in report["dropped_parts"]] == [("990100000001", 1)]
+    assert report["dropped_parts"][0]["farthest_m"] > 19_000
+    info = _json("info", db=db)
+    with Store(db, read_only=True) as store:
+        areas = store.admin_areas("community").to_crs(32651)
+    assert areas.total_bounds == pytest.approx([x, y, x + 800, y + 400], abs=0.01)
+    assert info["bbox"][2] < 121.5  # the speck, at about 121.63° E, no longer widens the district

@@ -201,6 +201,18 @@ def test_incident_hours_and_demand_weights() -> None:
         demand_weights(units, weeks=0)
 
 
+def test_stored_demand_spreads_incident_hours_over_the_history_it_has(tiny_store) -> None:
+    """With less than a year of reports, hours per week are counted over the weeks that have reports: a store with
+    ten weeks of history must not look 52/10 times quieter than it is."""
+    from gridgov import regrid
+
+    weights = regrid.unit_weights(tiny_store).set_index("unit_id")
+    minutes = tiny_store.categories().set_index("code")["handling_minutes"]
+    weeks = 69 / 7  # first report 2026-04-01 10:00, last 2026-06-09 10:00
+    street_light_hours = 2 * minutes["street_light"] / 60  # u3: id4 and id5, no households
+    assert weights.loc[3, "demand"] == pytest.approx(street_light_hours / weeks, rel=1e-6)
+
+
 # --------------------------------------------------------------------------------------------------------------------
 # adjacency
 # --------------------------------------------------------------------------------------------------------------------
