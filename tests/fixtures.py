@@ -18,8 +18,10 @@ Incidents (NOW = Wednesday 2026-06-10 12:00):
 
 from __future__ import annotations
 
+import importlib.util
 from datetime import datetime
 from pathlib import Path
+from types import ModuleType
 
 import geopandas as gpd
 import numpy as np
@@ -169,3 +171,13 @@ def add_tiny_roster(store: Store) -> Store:
     store.write_assignments(layout_id, pd.DataFrame(TINY_ASSIGNMENTS,
                                                     columns=["grid_code", "worker_id", "role", "manual"]))
     return store
+
+
+def ingest_benchmark() -> ModuleType:
+    """``benchmarks/ingest.py`` as a module: its seeded file generator and store builder serve the crash tests."""
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "ingest.py"
+    spec = importlib.util.spec_from_file_location("bench_ingest", path)
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

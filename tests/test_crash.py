@@ -3,35 +3,26 @@ present or absent, the file opens cleanly, and a retry imports the file exactly 
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
-from types import ModuleType
 
 import pytest
 
 from gridgov.store import Store
+from tests.fixtures import ingest_benchmark
 
 REPO = Path(__file__).resolve().parents[1]
 ROWS = 200_000
 
 
-def _bench() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("bench_ingest", REPO / "benchmarks" / "ingest.py")
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.fixture(scope="module")
 def big_csv(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("crash") / "big.csv"
-    _bench().generate_csv(path, ROWS, seed=7)
+    ingest_benchmark().generate_csv(path, ROWS, seed=7)
     return path
 
 
@@ -46,7 +37,7 @@ def _state(db: Path) -> tuple[int, int, int]:
 def test_sigkill_mid_import_leaves_whole_batches_and_a_clean_retry(big_csv: Path, tmp_path: Path,
                                                                     delay: float) -> None:
     db = tmp_path / "crash.duckdb"
-    _bench().build_store(db)
+    ingest_benchmark().build_store(db)
     proc = subprocess.Popen([sys.executable, "-m", "gridgov.cli", "ingest", str(big_csv), "--db", str(db), "--json"],
                             cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=dict(os.environ))
     time.sleep(delay)

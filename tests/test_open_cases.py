@@ -4,7 +4,6 @@ answers as counting over all incidents."""
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import shutil
 import signal
@@ -14,7 +13,6 @@ import time
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pandas as pd
@@ -29,19 +27,12 @@ from gridgov.incidents import OPEN_STATUSES
 from gridgov.ingest import ingest_file
 from gridgov.store import INCIDENT_COLUMNS, Store, connection
 from tests.conftest import DEMO_AS_OF
-from tests.fixtures import add_tiny_roster
+from tests.fixtures import add_tiny_roster, ingest_benchmark
 
 REPO = Path(__file__).resolve().parents[1]
 AT = datetime(2026, 6, 10, 12, 0)
 _COLUMNS = "incident_id, unit_id, category_code, reported_at, due_at"
 
-
-def _bench() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("bench_ingest", REPO / "benchmarks" / "ingest.py")
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def assert_exact(store: Store) -> int:
@@ -143,7 +134,7 @@ def test_intake_posts_and_updates_keep_open_cases_exact(api_env: dict[str, Any])
 # -- imports ---------------------------------------------------------------------------------------------------------
 
 def test_imports_and_reimports_keep_open_cases_exact(tmp_path: Path) -> None:
-    bench = _bench()
+    bench = ingest_benchmark()
     db, first, second = tmp_path / "imp.duckdb", tmp_path / "a.csv", tmp_path / "b.csv"
     bench.build_store(db)
     bench.generate_csv(first, 3_000, seed=1)
@@ -162,7 +153,7 @@ def test_imports_and_reimports_keep_open_cases_exact(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("delay", [1.0, 3.0])
 def test_a_killed_import_leaves_open_cases_exact_and_the_retry_too(tmp_path: Path, delay: float) -> None:
-    bench = _bench()
+    bench = ingest_benchmark()
     db, csv = tmp_path / "crash.duckdb", tmp_path / "big.csv"
     bench.build_store(db)
     bench.generate_csv(csv, 100_000, seed=7)
