@@ -1676,13 +1676,13 @@ def _stage_and_publish(store: Store, ahead: Iterator[_Validated], rules: IngestR
     if bar is not None:
         bar.start()
     try:
-        # Chunks are staged in short transactions (bounded memory); publish_import makes the batch visible in
-        # one transaction. Any error before that leaves incident, reject and import_batch untouched.
-        with store.import_staging() as last_id:
+        # Chunks are staged in short steps without the write lock (bounded memory; live writes carry on);
+        # publish_import numbers the incidents and makes the batch visible in one transaction. Any error before
+        # that leaves incident, reject and import_batch untouched.
+        with store.import_staging():
             item: _Validated | None = None
             for item in ahead:
-                rej = _stage_chunk(store, item, last_id=last_id, ext_field=ext_field)
-                last_id += rej.accepted
+                rej = _stage_chunk(store, item, ext_field=ext_field)
                 rows_in += len(item.chunk)
                 by_reason.update(rej.reasons)
                 if len(samples) < 5:
@@ -1695,13 +1695,20 @@ def _stage_and_publish(store: Store, ahead: Iterator[_Validated], rules: IngestR
             batch = store.publish_import(
                 file=label, sha256=sha256, source=rules.source or rules.default_source, params=rules.params,
                 rows_in=rows_in, duplicates=by_reason.get("duplicate_external_id", 0),
-                imported_at=datetime.now().replace(microsecond=0),
+                imported_at=datetime.now().replace(microsecond=0), external_id_field=ext_field,
             )
     finally:
         if bar is not None:
             bar.stop()
     if batch["already_imported"]:
         return _already(batch, label, sha256, started)
+    # Rows whose external id someone else (the intake API) wrote while the file was staged, rejected at publish.
+    late = batch.get("late_duplicates", [])
+    if late:
+        by_reason["duplicate_external_id"] += len(late)
+        samples = sorted([*samples, *({"row_no": r["row_no"], "field": ext_field, "reason": "duplicate_external_id",
+                                       "message": _taken_message(r["external_id"], r["source"])} for r in late)],
+                         key=lambda r: r["row_no"])[:5]
     return ImportResult(
         batch_id=int(batch["batch_id"]), file=label, sha256=sha256, rows_in=rows_in,
         accepted=int(batch["accepted"]), rejected=int(batch["rejected"]), duplicates=int(batch["duplicates"]),
@@ -1719,15 +1726,14 @@ class _Staged:
     samples: list[dict[str, Any]]
 
 
-def _stage_chunk(store: Store, item: _Validated, *, last_id: int, ext_field: str) -> _Staged:
-    """Drop ids the store already has, number the incidents after ``last_id`` and stage the chunk."""
+def _stage_chunk(store: Store, item: _Validated, *, ext_field: str) -> _Staged:
+    """Drop external ids the store already has and stage the chunk (the store numbers the incidents at publish)."""
     acc, dup = _drop_known(store, item.checked.accepted, item.chunk, first_row_no=item.first_row_no,
                            ext_field=ext_field)
     rej = item.checked.rejects_table()
     if dup.num_rows:
         rej = pa.concat_tables([rej, dup]).sort_by("row_no")
-    ids = pa.array(np.arange(last_id + 1, last_id + 1 + acc.num_rows, dtype="int64"))
-    store.stage_incidents(acc.append_column("incident_id", ids))
+    store.stage_incidents(acc)
     store.stage_rejects(rej)
     samples = [{k: v for k, v in r.items() if k != "raw"} for r in rej.slice(0, 5).to_pylist()]
     return _Staged(accepted=acc.num_rows, reasons=rej.column("reason").to_pylist(), samples=samples)
@@ -1762,13 +1768,18 @@ def _drop_known(store: Store, acc: pa.Table, chunk: _Chunk, *, first_row_no: int
         "field": pa.array([ext_field] * len(pos), type=pa.string()),
         "reason": pa.array(["duplicate_external_id"] * len(pos), type=pa.string()),
         "message": pa.array([f"external id {e!r} is taken by an earlier row of this file" if here else
-                             f"external id {e!r} was imported before for source {s!r}"
+                             _taken_message(e, s)
                              for e, s, here in zip(ext, src, staged, strict=True)], type=pa.string()),
         "raw": pa.array([raw[r] for r in row_no], type=pa.string()),
     })
     drop = np.zeros(acc.num_rows, dtype=bool)
     drop[pos] = True
     return acc.filter(pa.array(~drop)), rejects
+
+
+def _taken_message(external_id: str, source: str) -> str:
+    """The message of a row whose external id the store already holds for its source."""
+    return f"external id {external_id!r} was imported before for source {source!r}"
 
 
 def _frame_chunks(frame: pd.DataFrame, rules: IngestRules) -> _Reader:

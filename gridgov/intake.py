@@ -225,12 +225,7 @@ def submit_request(store: Store, ctx: IntakeContext, client: Client, payload: An
     """Validate and store one case; return its id, unit, grid and deadline (Open311 POST reply fields)."""
     row = validate_request(payload, ctx)
     row["source"] = client.client_id
-    with ctx.lock:
-        if row["external_id"] is not None:
-            taken = store.external_id_taken(client.client_id, row["external_id"])
-            if taken is not None:
-                raise InputError(f"this client already sent external_id {row['external_id'][:40]!r} (case {taken})",
-                                 field="external_id")
+    with ctx.lock:  # the store refuses an external id this client already sent, inside the inserting transaction
         incident_id = store.insert_one_incident(row)
     return {"service_request_id": str(incident_id), "service_notice": "", "account_id": None,
             "unit_id": row["unit_id"], "grid_code": ctx.unit_grid.get(row["unit_id"]),

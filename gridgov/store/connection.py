@@ -143,6 +143,9 @@ class Connection:
         _quiet(self._con)
         self._local = threading.local()
         self._lock = threading.RLock()
+        # Held by a running import while it stages (not the write lock: staging must not stop other writes); it
+        # keeps two imports of this process from sharing the scratch folder.
+        self._import_lock = threading.Lock()
         self._migrate()
 
     # -- connection handling -------------------------------------------------------------------------------

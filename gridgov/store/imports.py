@@ -7,10 +7,14 @@ An import is written in two phases so that a batch is atomic *and* memory stays 
    appended inside one open transaction in memory until it commits (about the size of the data), so streaming a
    million rows into one transaction would grow memory with the file; files on disk do not. Writing IPC is close
    to a memory copy, while staging into DuckDB tables cost a compressed write per chunk and a second one when
-   publishing.
-2. **Publishing.** One transaction copies the staged files into ``incident`` and ``reject`` (``INSERT … SELECT``
-   from the files, streamed by DuckDB's Arrow scan), the batch's open cases into ``open_case``, and records the
-   ``import_batch`` row. Readers see all of a batch or nothing of it.
+   publishing. Staged incidents carry a sequence number (``seq``, 1, 2, … in file order), not an id. Staging does
+   not hold the store's write lock, so intake API cases and case actions are written meanwhile.
+2. **Publishing.** One transaction (under the write lock) numbers the staged incidents after the highest
+   ``incident_id`` it reads (``incident_id = max + seq``, an addition, no sort), copies them into ``incident`` and
+   ``reject`` (``INSERT … SELECT`` from the files, streamed by DuckDB's Arrow scan), the batch's open cases into
+   ``open_case``, and records the ``import_batch`` row. A staged row whose ``(source, external_id)`` was written by
+   someone else while the import staged becomes a ``duplicate_external_id`` reject there. Readers see all of a
+   batch or nothing of it.
 
 The scratch folder is never read by anything but the importer; it is created fresh by every import (so a crash
 mid-import leaves nothing that a later import could pick up) and removed at the end.
@@ -20,6 +24,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -28,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -36,7 +42,7 @@ import pyarrow.dataset as pads
 from gridgov.errors import StoreError
 from gridgov.incidents import OPEN_STATUSES
 from gridgov.store.connection import Connection, local_setting
-from gridgov.store.incidents import INCIDENT_COLUMNS, OPEN_CASE_COLUMNS, add_open_cases
+from gridgov.store.incidents import INCIDENT_COLUMNS, OPEN_CASE_COLUMNS
 
 _BATCH_COLUMNS = "batch_id, file, sha256, source, params, rows_in, accepted, rejected, duplicates, imported_at"
 _INCIDENT_SELECT = ", ".join(c for c in INCIDENT_COLUMNS if c != "batch_id")
@@ -45,7 +51,7 @@ _TIMESTAMP = pa.timestamp("us")
 # Types of the staged files: the ``incident`` and ``reject`` columns (every chunk cast to these, so that the files
 # form one dataset whatever pandas inferred for a chunk, e.g. an all-empty text column).
 _STAGE_INCIDENT_SCHEMA = pa.schema([
-    ("incident_id", pa.int64()), ("source", pa.string()), ("external_id", pa.string()),
+    ("seq", pa.int64()), ("row_no", pa.int64()), ("source", pa.string()), ("external_id", pa.string()),
     ("category_code", pa.string()), ("reported_at", _TIMESTAMP), ("due_at", _TIMESTAMP), ("status", pa.string()),
     ("dispatched_at", _TIMESTAMP), ("handled_at", _TIMESTAMP), ("closed_at", _TIMESTAMP), ("lon", pa.float64()),
     ("lat", pa.float64()), ("unit_id", pa.int32()), ("address", pa.string()), ("description", pa.string()),
@@ -53,10 +59,16 @@ _STAGE_INCIDENT_SCHEMA = pa.schema([
 ])
 #: The open cases among the staged incidents, kept apart while staging so that publishing adds them to ``open_case``
 #: without reading every staged incident a second time.
-_STAGE_OPEN_SCHEMA = pa.schema([_STAGE_INCIDENT_SCHEMA.field(c) for c in (*OPEN_CASE_COLUMNS, "status")])
+_STAGE_OPEN_SCHEMA = pa.schema([_STAGE_INCIDENT_SCHEMA.field(c) for c in ("seq", *OPEN_CASE_COLUMNS[1:], "status")])
 _STAGE_REJECT_SCHEMA = pa.schema([("row_no", pa.int64()), ("field", pa.string()), ("reason", pa.string()),
                                   ("raw", pa.string())])
 _STAGE_SCHEMAS = {"incident": _STAGE_INCIDENT_SCHEMA, "open": _STAGE_OPEN_SCHEMA, "reject": _STAGE_REJECT_SCHEMA}
+_OPEN_CASE_INSERT = ", ".join(OPEN_CASE_COLUMNS)
+_OPEN_CASE_STAGED = ", ".join(OPEN_CASE_COLUMNS[1:])
+#: The ``raw`` of a staged row rejected at publish: its validated fields, as the source row is no longer at hand.
+_LATE_RAW = "CAST(to_json(struct_pack({})) AS VARCHAR)".format(", ".join(
+    f"{c} := s.{c}" for c in ("source", "external_id", "category_code", "reported_at", "status", "closed_at", "lon",
+                              "lat", "address", "description", "reporter_name", "reporter_phone")))
 
 
 @dataclass
@@ -64,6 +76,12 @@ class _Staging:
     """The scratch folder of the running import and what was written to it."""
 
     folder: Path
+    #: The thread running the import: only it may stage into the folder.
+    owner: int
+    #: The highest ``incident_id`` when staging began; rows written meanwhile have higher ids.
+    start_max: int
+    #: Incidents staged so far (the next one gets ``seq = staged + 1``).
+    staged: int = 0
     files: dict[str, list[Path]] = field(default_factory=lambda: {kind: [] for kind in _STAGE_SCHEMAS})
 
     def write(self, kind: str, table: pa.Table) -> None:
@@ -75,6 +93,28 @@ class _Staging:
 
     def dataset(self, kind: str) -> pads.Dataset:
         return pads.dataset([str(p) for p in self.files[kind]], format="ipc", schema=_STAGE_SCHEMAS[kind])
+
+
+def _numbered(dataset: pads.Dataset, dropped: np.ndarray) -> pads.Dataset | pa.RecordBatchReader:
+    """The staged rows without the ``dropped`` sequence numbers (sorted), the others renumbered to stay gapless.
+
+    Without drops (the rule) the files are scanned as they are, on all of DuckDB's threads.
+    """
+    if dropped.size == 0:
+        return dataset
+    schema = dataset.schema
+    at = schema.get_field_index("seq")
+
+    def batches() -> Iterator[pa.RecordBatch]:
+        for batch in dataset.to_batches():
+            seq = batch.column(at).to_numpy(zero_copy_only=False)
+            keep = ~np.isin(seq, dropped)
+            kept = seq[keep]
+            arrays = list(batch.filter(pa.array(keep)).columns)
+            arrays[at] = pa.array(kept - np.searchsorted(dropped, kept), type=pa.int64())
+            yield pa.RecordBatch.from_arrays(arrays, schema=schema)
+
+    return pa.RecordBatchReader.from_batches(schema, batches())
 
 
 def _as_table(frame: pd.DataFrame | pa.Table, schema: pa.Schema) -> pa.Table:
@@ -151,31 +191,35 @@ class ImportsMixin(Connection):
 
     # -- staging ---------------------------------------------------------------------------------------------
     @contextmanager
-    def import_staging(self) -> Iterator[int]:
+    def import_staging(self) -> Iterator[None]:
         """A fresh scratch folder for one import, removed at the end whatever happens.
 
-        Holds the store's write lock throughout, so that two imports in one process cannot share the folder and
-        nothing else in the process writes incidents meanwhile (other processes cannot: one writer per file).
+        Imports of this process run one at a time (a later one waits for the running one). The store's write lock
+        is not held: each staging step is short and on its own, and other writers (intake API cases, case actions)
+        carry on. Incidents are numbered when the batch is published (:meth:`publish_import`).
 
-        Yields
+        Raises
         ------
-        int
-            The highest ``incident_id`` now: staged incidents are numbered after it, in file order. Numbering
-            while staging spares the publishing transaction a sort of the whole batch.
+        StoreError
+            When this thread is already staging an import.
         """
-        with self._lock:
+        running = self._import_stage
+        if running is not None and running.owner == threading.get_ident():
+            raise StoreError("this thread is already staging an import; publish or leave it before starting another")
+        with self._import_lock:
             folder = self.path.with_name(self.path.name + _STAGE_SUFFIX)
             # Left over by a crashed import (or a killed one): never picked up, only replaced.
             shutil.rmtree(folder, ignore_errors=True)
             folder.mkdir(parents=True)
             con = self.con
-            # The external ids staged so far, for duplicates across chunks: a temporary table, committed chunk by
-            # chunk, so DuckDB may spill it to disk, and a join finds a chunk's ids without rereading the files.
+            # The external ids staged so far, for duplicates across chunks: a temporary table of this thread's
+            # cursor, committed chunk by chunk, so DuckDB may spill it to disk, and a join finds a chunk's ids
+            # without rereading the files.
             con.execute("CREATE OR REPLACE TEMP TABLE import_stage_key (source VARCHAR, external_id VARCHAR)")
-            self._import_stage = _Staging(folder)
-            last_id = int(con.execute("SELECT coalesce(max(incident_id), 0) FROM incident").fetchall()[0][0])
+            start_max = int(con.execute("SELECT coalesce(max(incident_id), 0) FROM incident").fetchall()[0][0])
+            self._import_stage = _Staging(folder, owner=threading.get_ident(), start_max=start_max)
             try:
-                yield last_id
+                yield
             finally:
                 self._import_stage = None
                 con.execute("DROP TABLE IF EXISTS temp.import_stage_key")
@@ -183,17 +227,22 @@ class ImportsMixin(Connection):
 
     def _staging(self) -> _Staging:
         stage = self._import_stage
-        if stage is None:
-            raise StoreError("no import is being staged; stage rows inside `with store.import_staging():`")
+        if stage is None or stage.owner != threading.get_ident():
+            raise StoreError("no import is being staged by this thread; stage rows inside "
+                             "`with store.import_staging():`")
         return stage
 
     def stage_incidents(self, incidents: pd.DataFrame | pa.Table) -> int:
-        """Add validated incidents (``incident_id`` and incident columns) to the running import's scratch files.
+        """Add validated incidents (``row_no`` and incident columns) to the running import's scratch files.
+
+        Each row gets the next sequence number of the import (calls in file order give file order); the batch's
+        ids are ``max(incident_id) + seq`` at publish.
 
         Parameters
         ----------
         incidents
-            Rows in file order; absent optional columns are stored as NULL, other columns are ignored.
+            Rows in file order, ``row_no`` their row in the file; absent optional columns are stored as NULL, other
+            columns are ignored.
 
         Returns
         -------
@@ -204,7 +253,10 @@ class ImportsMixin(Connection):
             return 0
         table = _as_table(incidents, _STAGE_INCIDENT_SCHEMA)
         stage = self._staging()
+        seq = pa.array(np.arange(stage.staged + 1, stage.staged + 1 + table.num_rows, dtype=np.int64))
+        table = table.set_column(table.schema.get_field_index("seq"), "seq", seq)
         stage.write("incident", table)
+        stage.staged += table.num_rows
         opened = table.filter(pc.is_in(table.column("status"), pa.array(OPEN_STATUSES, pa.string())))
         if opened.num_rows:
             stage.write("open", opened.select(_STAGE_OPEN_SCHEMA.names))
@@ -228,7 +280,7 @@ class ImportsMixin(Connection):
     def known_external_ids(self, keys: pd.DataFrame) -> pd.DataFrame:
         """Which ``(source, external_id)`` pairs are taken, in one join (never one query per row).
 
-        Looks in ``incident`` and, during an import, in the rows already staged by it.
+        Looks in ``incident`` and, when the calling thread is staging an import, in the rows already staged by it.
 
         Parameters
         ----------
@@ -248,8 +300,9 @@ class ImportsMixin(Connection):
             "source": pa.array(keys["source"], from_pandas=True).cast(pa.string()),
             "external_id": pa.array(keys["external_id"], from_pandas=True).cast(pa.string()),
         })
+        stage = self._import_stage
         stage_sql = ("UNION ALL SELECT source, external_id, TRUE FROM temp.import_stage_key"
-                     if self._import_stage is not None else "")
+                     if stage is not None and stage.owner == threading.get_ident() else "")
         cur = self.con
         cur.register("_keys", table)
         try:
@@ -263,11 +316,15 @@ class ImportsMixin(Connection):
             cur.unregister("_keys")
 
     def publish_import(self, *, file: str, sha256: str, source: str | None, params: dict[str, Any], rows_in: int,
-                       duplicates: int, imported_at: datetime) -> dict[str, Any]:
+                       duplicates: int, imported_at: datetime, external_id_field: str = "external_id"
+                       ) -> dict[str, Any]:
         """Move the staged rows into ``incident`` (open ones also into ``open_case``) and ``reject`` and record the
         batch, in one transaction.
 
-        Incidents keep the ids given while staging (after the highest ``incident_id`` when staging began).
+        Incidents are numbered there, after the highest ``incident_id`` the transaction reads, in staging order
+        (``incident_id = max + seq``), so ids are gapless per batch whatever was written while the import staged.
+        A staged row whose ``(source, external_id)`` was written meanwhile (by the intake API) becomes a
+        ``duplicate_external_id`` reject instead; its ``raw`` holds the row's validated fields as JSON.
 
         Parameters
         ----------
@@ -278,15 +335,18 @@ class ImportsMixin(Connection):
         params
             Options the import ran with (JSON-able), to reproduce it.
         rows_in, duplicates
-            Rows read, and rejected rows that were duplicate external ids.
+            Rows read, and rejected rows that were duplicate external ids when staged.
         imported_at
             When the import ran (naive local time).
+        external_id_field
+            Source column of the external id, the ``field`` of rejects made here.
 
         Returns
         -------
         dict
-            The ``import_batch`` row written, or the existing one (``already_imported: True``) when the same
-            content was published meanwhile.
+            The ``import_batch`` row written (counts include the rejects made here) with ``already_imported:
+            False`` and ``late_duplicates``, the rows rejected here (``row_no, source, external_id``, in file
+            order); or the existing row (``already_imported: True``) when the same content was published meanwhile.
 
         Raises
         ------
@@ -294,7 +354,7 @@ class ImportsMixin(Connection):
             When the staged counts do not add up to ``rows_in``.
         """
         stage = self._staging()
-        incidents, rejects = stage.dataset("incident"), stage.dataset("reject")
+        incidents, opened, rejects = stage.dataset("incident"), stage.dataset("open"), stage.dataset("reject")
         accepted, rejected = incidents.count_rows(), rejects.count_rows()
         with self.transaction() as tx:
             existing = self.find_import_batch(sha256, con=tx)
@@ -308,37 +368,63 @@ class ImportsMixin(Connection):
                 "(SELECT coalesce(max(batch_id), 0) FROM incident), "
                 "(SELECT coalesce(max(batch_id), 0) FROM reject)) + 1"
             ).fetchall()[0][0])
-            tx.register("_staged_incident", incidents)
-            tx.register("_staged_open", stage.dataset("open"))
+            base = int(tx.execute("SELECT coalesce(max(incident_id), 0) FROM incident").fetchall()[0][0])
+            late = self._late_duplicates(tx, incidents, stage.start_max)
+            dropped = late.column("seq").to_numpy()
+            tx.register("_staged_incident", _numbered(incidents, dropped))
+            tx.register("_staged_open", _numbered(opened, dropped))
             tx.register("_staged_reject", rejects)
+            tx.register("_late_reject", late)
             try:
-                clash = tx.execute(
-                    "SELECT count(*) FROM incident "
-                    "WHERE incident_id >= (SELECT min(incident_id) FROM _staged_incident)"
-                ).fetchall()[0][0]
-                if clash:
-                    raise StoreError(f"incidents were added while {file} was being imported; import it again")
-                # No ORDER BY: the staged rows are already numbered in file order, and sorting costs memory. Without
-                # insertion order to keep, DuckDB inserts on all its threads, which saves about 40 % of the CPU time
-                # here (the rows' ids carry the file order; nothing reads incidents in storage order).
+                # No ORDER BY: the ids are the staged sequence numbers plus one constant, and sorting costs memory.
+                # Without insertion order to keep, DuckDB inserts on all its threads, which saves about 40 % of the
+                # CPU time here (the rows' ids carry the file order; nothing reads incidents in storage order).
                 with local_setting(tx, "preserve_insertion_order", False):
                     tx.execute(
                         f"INSERT INTO incident (incident_id, {_INCIDENT_SELECT}, batch_id) "
-                        f"SELECT incident_id, {_INCIDENT_SELECT}, ? FROM _staged_incident",
-                        [batch_id],
+                        f"SELECT ? + seq, {_INCIDENT_SELECT}, ? FROM _staged_incident",
+                        [base, batch_id],
                     )
-                    add_open_cases(tx, "_staged_open")
+                    tx.execute(f"INSERT INTO open_case ({_OPEN_CASE_INSERT}) "
+                               f"SELECT ? + seq, {_OPEN_CASE_STAGED} FROM _staged_open", [base])
                 tx.execute("INSERT INTO reject SELECT ?, row_no, field, reason, CAST(raw AS JSON) "
                            "FROM _staged_reject", [batch_id])
+                tx.execute("INSERT INTO reject SELECT ?, row_no, ?, 'duplicate_external_id', CAST(raw AS JSON) "
+                           "FROM _late_reject", [batch_id, external_id_field])
             finally:
-                tx.unregister("_staged_incident")
-                tx.unregister("_staged_open")
-                tx.unregister("_staged_reject")
+                for name in ("_staged_incident", "_staged_open", "_staged_reject", "_late_reject"):
+                    tx.unregister(name)
+            n_late = late.num_rows
             row = {"batch_id": batch_id, "file": file, "sha256": sha256, "source": source, "params": params,
-                   "rows_in": rows_in, "accepted": accepted, "rejected": rejected, "duplicates": duplicates,
-                   "imported_at": imported_at}
+                   "rows_in": rows_in, "accepted": accepted - n_late, "rejected": rejected + n_late,
+                   "duplicates": duplicates + n_late, "imported_at": imported_at}
             self.record_import_batch(row, con=tx)
-        return {**row, "already_imported": False}
+        late_rows = late.select(["row_no", "source", "external_id"]).to_pylist()
+        return {**row, "already_imported": False, "late_duplicates": late_rows}
+
+    @staticmethod
+    def _late_duplicates(tx: duckdb.DuckDBPyConnection, incidents: pads.Dataset, start_max: int) -> pa.Table:
+        """Staged rows whose ``(source, external_id)`` an incident written since staging began holds
+        (``seq, row_no, source, external_id, raw``, by ``seq``).
+
+        Earlier incidents were looked up while staging; new ones have ids above ``start_max`` (ids only grow), so
+        the usual answer, none, costs one look at the newest rows.
+        """
+        new_keys = "FROM incident WHERE incident_id > ? AND external_id IS NOT NULL"
+        if tx.execute(f"SELECT count(*) {new_keys}", [start_max]).fetchall()[0][0] == 0:
+            return pa.table({"seq": pa.array([], pa.int64()), "row_no": pa.array([], pa.int64()),
+                             "source": pa.array([], pa.string()), "external_id": pa.array([], pa.string()),
+                             "raw": pa.array([], pa.string())})
+        tx.register("_staged_keys", incidents)
+        try:
+            return tx.execute(
+                f"SELECT s.seq, s.row_no, s.source, s.external_id, {_LATE_RAW} AS raw FROM _staged_keys s "
+                f"JOIN (SELECT DISTINCT source, external_id {new_keys}) i "
+                "ON i.source = s.source AND i.external_id = s.external_id ORDER BY s.seq",
+                [start_max],
+            ).fetch_arrow_table()
+        finally:
+            tx.unregister("_staged_keys")
 
     def record_import_batch(self, batch: dict[str, Any], *, con: duckdb.DuckDBPyConnection | None = None) -> None:
         """Insert one ``import_batch`` row (keys as the table's columns; ``params`` a JSON-able dict)."""

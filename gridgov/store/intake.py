@@ -7,7 +7,7 @@ from typing import Any
 
 import pandas as pd
 
-from gridgov.errors import StoreError
+from gridgov.errors import InputError, StoreError
 from gridgov.incidents import OPEN_STATUSES
 from gridgov.store.connection import Connection, first_row
 from gridgov.store.incidents import INCIDENT_COLUMNS
@@ -54,19 +54,27 @@ class IntakeMixin(Connection):
 
     def insert_one_incident(self, row: dict[str, Any]) -> int:
         """Insert one case (columns of :data:`INCIDENT_COLUMNS`) and return its new id. Callers serialise calls
-        (ids are the next number)."""
+        (ids are the next number).
+
+        Raises
+        ------
+        InputError
+            (field ``external_id``) when the row's source already has a case with its external id — checked inside
+            the inserting transaction, so an import publishing meanwhile cannot slip the same key in between.
+        """
         frame = pd.DataFrame([{c: row.get(c) for c in INCIDENT_COLUMNS}])
         with self.transaction() as con:
+            external_id = row.get("external_id")
+            if external_id is not None:
+                taken = first_row(con.execute("SELECT incident_id FROM incident WHERE source = ? AND external_id = ?",
+                                              [row.get("source"), external_id]))
+                if taken is not None:
+                    raise InputError(f"this client already sent external_id {str(external_id)[:40]!r} "
+                                     f"(case {taken[0]})", field="external_id")
             self.insert_incidents(frame, con=con)
             got = first_row(con.execute("SELECT max(incident_id) FROM incident"))
         assert got is not None
         return int(got[0])
-
-    def external_id_taken(self, source: str, external_id: str) -> int | None:
-        """The id of the case a source already sent under this external id, or None."""
-        row = first_row(self.con.execute("SELECT incident_id FROM incident WHERE source = ? AND external_id = ?",
-                                         [source, external_id]))
-        return int(row[0]) if row else None
 
     def service_requests(self, layout_id: int | None, *, status: str | None = None, start: datetime | None = None,
                          end: datetime | None = None, grid: str | None = None, limit: int = 1000) -> pd.DataFrame:
