@@ -151,6 +151,45 @@ STRINGS: dict[str, dict[Lang, str]] = {
     },
     "st_auto_details": {"en": "{n} more note(s)", "zh": "另有 {n} 条说明"},
     "st_auto_error": {"en": "Auto-fill failed: {error}", "zh": "自动补位失败：{error}"},
+    # What gridgov.workers.auto_assign says, by message code (the English as in gridgov.workers.MESSAGE_TEXTS).
+    "st_auto_msg_assigned": {
+        "en": "Assigned {added} role(s) automatically ({primary} primary, {backup} backup); kept {kept_manual} "
+              "manual assignment(s).",
+        "zh": "自动分配了 {added} 个岗位（主责 {primary} 个，协管 {backup} 个）；保留了 {kept_manual} 个手动分配。",
+    },
+    "st_auto_msg_no_worker": {
+        "en": "No active worker is available for {n} grid(s): {grids}. Add workers to the roster.",
+        "zh": "{n} 个网格没有可用的在岗网格员：{grids}。请在名册中添加网格员。",
+    },
+    "st_auto_msg_district_short": {
+        "en": "Not enough hours in the district: the grids need {demand_hours:.0f} h/week, the active workers have "
+              "{worker_hours:.0f} h/week.",
+        "zh": "辖区内工时不足：各网格每周需要 {demand_hours:.0f} 小时，在岗网格员每周共有 {worker_hours:.0f} 小时。",
+    },
+    "st_auto_msg_area_hire": {
+        "en": "Not enough hours: {n} grid(s) in {community} need {hours:.1f} h/week more; hire {workers}.",
+        "zh": "工时不足：{community}有 {n} 个网格每周还缺 {hours:.1f} 小时；建议增配 {workers} 人。",
+    },
+    "st_auto_msg_area_small": {
+        "en": "Not enough hours: {n} grid(s) in {community} need {hours:.1f} h/week more; too little for a hire of "
+              "its own (a part-timer or a neighbouring hire covers it).",
+        "zh": "工时不足：{community}有 {n} 个网格每周还缺 {hours:.1f} 小时；不足以单独增配一人"
+              "（可由兼职人员或相邻社区的新增人员承担）。",
+    },
+    "st_auto_msg_rest_short": {
+        "en": "{n} more grid(s) elsewhere are short by {hours:.1f} h/week in all.",
+        "zh": "其他地方另有 {n} 个网格共计每周缺 {hours:.1f} 小时。",
+    },
+    "st_auto_msg_hire_total": {
+        "en": "In all, {hours:.0f} h/week are missing: hire {workers} worker(s) of {week_hours:g} h to bring every "
+              "grid within ±{band:.0%} of its demand.",
+        "zh": "合计每周缺 {hours:.0f} 小时：需增配 {workers} 名每周 {week_hours:g} 小时的网格员，"
+              "才能使每个网格都在需求的 ±{band:.0%} 以内。",
+    },
+    "st_auto_msg_all_within": {
+        "en": "Every grid is within {band:.0%} of its demand or above it.",
+        "zh": "每个网格的工时都在需求的 {band:.0%} 以内或高于需求。",
+    },
     "st_kpi_coverage": {"en": "Grids covered", "zh": "网格覆盖率"},
     "st_kpi_coverage_note": {
         "en": "households {households} · incidents {incidents}",

@@ -21,6 +21,7 @@ from dashboards.figures import (
     fmt_int,
     fmt_num,
     fmt_pct,
+    geojson_arrays,
     map_view,
     offline_map_layout,
 )
@@ -196,12 +197,13 @@ def gap_trace_values(table: pd.DataFrame, *, in_area: Sequence[bool] | np.ndarra
     zs = _gap_z(table)
     status = table["status"].astype(str).to_numpy()
     z = [float(v) if s and st != "uncovered" else None for v, s, st in zip(zs, shown, status, strict=True)]
+    # Plain lists: stepping through pandas' Arrow-backed string columns costs more than the formatting.
+    columns = (table[c].tolist() for c in ("community_code", "demand_hours", "supply_hours", "gap_hours",
+                                           "primary_id", "backup_ids"))
     customdata = [
         [comms.get(c, c), fmt_num(d), fmt_num(s), _signed(g), status_label(st, lang),
          workers.get(str(p), str(p)) if isinstance(p, str) and p else "—", _names(b, workers) or "—"]
-        for c, d, s, g, st, p, b in zip(table["community_code"], table["demand_hours"], table["supply_hours"],
-                                        table["gap_hours"], status, table["primary_id"], table["backup_ids"],
-                                        strict=True)
+        for (c, d, s, g, p, b), st in zip(zip(*columns, strict=True), status.tolist(), strict=True)
     ]
     hover = (
         "<b>%{location}</b><br>%{customdata[0]}<br>"
@@ -293,6 +295,51 @@ def staffing_map(geojson: dict[str, Any], grid_codes: Sequence[str], *, uncovere
     return fig
 
 
+def staffing_map_dict(geojson: dict[str, Any], grid_codes: Sequence[str], **kwargs: Any) -> dict[str, Any]:
+    """:func:`staffing_map` as the plain dict ``dcc.Graph`` sends, the gap trace's polygons as numpy rings.
+
+    The browser receives the same JSON as for the figure object, but Dash writes it several times faster (see
+    :func:`dashboards.figures.density_map_dict`): no deep copy of a ``go.Figure``, no Python loop over every
+    coordinate pair.
+
+    Parameters
+    ----------
+    geojson, grid_codes, **kwargs
+        As for :func:`staffing_map`.
+
+    Returns
+    -------
+    dict
+        ``{"data": [gap trace, uncovered trace], "layout": {...}}``; meant to be built once and shared, so it is
+        never modified (:func:`with_map_view` gives a page its own view of it).
+    """
+    figure: dict[str, Any] = staffing_map(EMPTY_FEATURES, grid_codes, **kwargs).to_plotly_json()
+    figure["data"][0]["geojson"] = geojson_arrays(geojson)
+    return figure
+
+
+def with_map_view(figure: Mapping[str, Any], view: Mapping[str, Any], *, uirevision: str) -> dict[str, Any]:
+    """A shallow copy of a figure dict looking at ``view``, its map's ``uirevision`` set; ``figure`` is untouched.
+
+    Parameters
+    ----------
+    figure
+        From :func:`staffing_map_dict` (shared between requests).
+    view
+        ``center``/``zoom`` from :func:`dashboards.figures.map_view`.
+    uirevision
+        The map's ``uirevision`` (``area:<street code>``): a new value makes the browser move to the new view.
+
+    Returns
+    -------
+    dict
+        New ``figure``, ``layout`` and ``layout.map`` dicts; the traces (and their polygons) are shared.
+    """
+    layout = dict(figure["layout"])
+    layout["map"] = {**layout["map"], "center": view["center"], "zoom": view["zoom"], "uirevision": uirevision}
+    return {**figure, "layout": layout}
+
+
 # -- table ----------------------------------------------------------------------------------------------------
 def _signed(value: object, digits: int = 1) -> str:
     v = float(value) if value is not None else math.nan  # type: ignore[arg-type]
@@ -341,30 +388,34 @@ def table_rows(table: pd.DataFrame, stats: pd.DataFrame | None = None, *, lang: 
     comms = community_names or {}
     workers = worker_names or {}
     marked = set(edited)
-    counts = (stats.set_index("grid_code")[["open", "overdue"]] if stats is not None and len(stats)
-              else pd.DataFrame(columns=["open", "overdue"]))
+    # Plain dicts: a pandas lookup per grid and column was most of the time of a full table (1,800 grids).
+    opens: dict[str, Any] = {}
+    overdues: dict[str, Any] = {}
+    if stats is not None and len(stats):
+        codes = stats["grid_code"].astype(str).tolist()
+        opens = dict(zip(codes, stats["open"].tolist(), strict=True))
+        overdues = dict(zip(codes, stats["overdue"].tolist(), strict=True))
     rows = []
-    rec: Any
-    for rec in table.itertuples(index=False):
-        code = str(rec.grid_code)
-        opened = int(counts.at[code, "open"]) if code in counts.index else 0
-        overdue = int(counts.at[code, "overdue"]) if code in counts.index else 0
-        primary = rec.primary_id if isinstance(rec.primary_id, str) and rec.primary_id else None
+    columns = (table[c].tolist() for c in ("grid_code", "community_code", "demand_hours", "supply_hours",
+                                           "gap_hours", "gap_fte", "primary_id", "backup_ids", "status"))
+    for grid, community, demand, supply, gap, fte, primary_id, backup_ids, status in zip(*columns, strict=True):
+        code = str(grid)
+        primary = primary_id if isinstance(primary_id, str) and primary_id else None
         rows.append({
             "id": code,
             "edited": "●" if code in marked else "",
             "grid": code,
-            "community": comms.get(rec.community_code, rec.community_code),
-            "demand": round(float(rec.demand_hours), 1),
-            "supply": round(float(rec.supply_hours), 1),
-            "gap": round(float(rec.gap_hours), 1),
-            "fte": round(float(rec.gap_fte), 2),
-            "open": opened,
-            "overdue": overdue,
+            "community": comms.get(community, community),
+            "demand": round(float(demand), 1),
+            "supply": round(float(supply), 1),
+            "gap": round(float(gap), 1),
+            "fte": round(float(fte), 2),
+            "open": int(opens.get(code, 0)),
+            "overdue": int(overdues.get(code, 0)),
             "primary": f"{workers.get(primary, primary)} ({primary})" if primary else "—",
-            "backups": _names(rec.backup_ids, workers) or "",
-            "status": status_label(str(rec.status), lang),
-            "status_key": str(rec.status),
+            "backups": _names(backup_ids, workers) or "",
+            "status": status_label(str(status), lang),
+            "status_key": str(status),
         })
     return rows
 

@@ -65,6 +65,22 @@ _MAX_GRIDS = 4
 #: crowd of part-shares that no manager would recognise as a roster.
 _MAX_BACKUPS = 2
 _MAX_AREA_MESSAGES = 8
+#: What :func:`auto_assign` can say, by message code, in English (the CLI's wording): :class:`AssignMessage` fills in
+#: the values. Codes are stable; the dashboard keeps its own translation of each (``st_auto_msg_<code>``).
+MESSAGE_TEXTS: dict[str, str] = {
+    "assigned": "Assigned {added} role(s) automatically ({primary} primary, {backup} backup); kept {kept_manual} "
+                "manual assignment(s).",
+    "no_worker": "No active worker is available for {n} grid(s): {grids}. Add workers to the roster.",
+    "district_short": "Not enough hours in the district: the grids need {demand_hours:.0f} h/week, the active "
+                      "workers have {worker_hours:.0f} h/week.",
+    "area_hire": "Not enough hours: {n} grid(s) in {community} need {hours:.1f} h/week more; hire {workers}.",
+    "area_small": "Not enough hours: {n} grid(s) in {community} need {hours:.1f} h/week more; too little for a hire "
+                  "of its own (a part-timer or a neighbouring hire covers it).",
+    "rest_short": "{n} more grid(s) elsewhere are short by {hours:.1f} h/week in all.",
+    "hire_total": "In all, {hours:.0f} h/week are missing: hire {workers} worker(s) of {week_hours:g} h to bring "
+                  "every grid within ±{band:.0%} of its demand.",
+    "all_within": "Every grid is within {band:.0%} of its demand or above it.",
+}
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -417,6 +433,37 @@ def deactivate_worker(store: Store, worker_id: str, *, layout_id: int | None = N
 # automatic assignment
 # ----------------------------------------------------------------------------------------------------------------
 @dataclass(frozen=True)
+class AssignMessage:
+    """One sentence of :func:`auto_assign`'s account as a code and its values, so that a page can say it in its own
+    language; ``str()`` gives the English sentence.
+
+    Attributes
+    ----------
+    code
+        A key of :data:`MESSAGE_TEXTS`.
+    values
+        The sentence's placeholders: counts (int), hours per week (float), ``band`` (a share, 0.1 = 10 %),
+        ``week_hours``, ``grids`` (grid codes joined by ``", "``), and for one community ``community_code`` with
+        its display name ``community``.
+
+    Examples
+    --------
+    >>> str(AssignMessage("all_within", {"band": 0.1}))
+    'Every grid is within 10% of its demand or above it.'
+    """
+
+    code: str
+    values: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.code not in MESSAGE_TEXTS:
+            raise ValueError(f"unknown auto-assign message code {self.code!r}; known: {', '.join(MESSAGE_TEXTS)}")
+
+    def __str__(self) -> str:
+        return MESSAGE_TEXTS[self.code].format(**self.values)
+
+
+@dataclass(frozen=True)
 class AssignResult:
     """The outcome of :func:`auto_assign`.
 
@@ -433,8 +480,9 @@ class AssignResult:
         Grid codes still without an active primary (only when there is no active worker to give them).
     shortfall_hours
         Hours per week still missing to bring every grid within ± band of its demand.
-    messages
-        Plain sentences for the user.
+    notes
+        What happened and what is missing, as :class:`AssignMessage` (code and values); :attr:`messages` has them
+        as English sentences.
     kept_auto
         Automatic rows kept (``keep_auto``).
     removed
@@ -448,10 +496,15 @@ class AssignResult:
     kept_manual: int
     unfilled: list[str]
     shortfall_hours: float
-    messages: list[str]
+    notes: list[AssignMessage]
     kept_auto: int = 0
     removed: int = 0
     need: HiringNeed | None = None
+
+    @property
+    def messages(self) -> list[str]:
+        """:attr:`notes` as plain English sentences (what the CLI prints)."""
+        return [str(note) for note in self.notes]
 
     def to_dict(self) -> dict[str, Any]:
         """Counts and messages as plain values (not the rows)."""
@@ -791,25 +844,23 @@ def auto_assign(table_or_demand: pd.DataFrame, roster: pd.DataFrame, assignments
     unfilled = sorted(unfilled)
     table = staffing_table(dem, out, roster, params)
     need = hiring_need(table, params)
-    messages = _messages(table, need, plan, hours, params, names, len(plan.new), kept_manual, unfilled)
+    notes = _notes(table, need, plan, hours, params, names, len(plan.new), kept_manual, unfilled)
     return AssignResult(assignments=out, added=len(plan.new), kept_manual=kept_manual, unfilled=unfilled,
-                        shortfall_hours=need.hours, messages=messages, kept_auto=kept_auto, removed=removed,
-                        need=need)
+                        shortfall_hours=need.hours, notes=notes, kept_auto=kept_auto, removed=removed, need=need)
 
 
-def _messages(table: pd.DataFrame, need: HiringNeed, plan: _Plan, hours: np.ndarray, params: StaffingParams,
-              names: dict[str, str], added: int, kept_manual: int, unfilled: list[str]) -> list[str]:
+def _notes(table: pd.DataFrame, need: HiringNeed, plan: _Plan, hours: np.ndarray, params: StaffingParams,
+           names: dict[str, str], added: int, kept_manual: int, unfilled: list[str]) -> list[AssignMessage]:
     n_prim = sum(1 for _, _, r in plan.new if r == "primary")
-    out = [f"Assigned {added} role(s) automatically ({n_prim} primary, {added - n_prim} backup); kept {kept_manual} "
-           "manual assignment(s)."]
+    out = [AssignMessage("assigned", {"added": added, "primary": n_prim, "backup": added - n_prim,
+                                      "kept_manual": kept_manual})]
     if unfilled:
-        out.append(f"No active worker is available for {len(unfilled)} grid(s): {', '.join(unfilled[:10])}"
-                   + ("…" if len(unfilled) > 10 else "") + ". Add workers to the roster.")
+        out.append(AssignMessage("no_worker", {"n": len(unfilled), "grids": ", ".join(unfilled[:10])
+                                               + ("…" if len(unfilled) > 10 else "")}))
     total_demand = float(table["demand_hours"].sum())
     total_hours = float(hours.sum())
     if total_hours < (1.0 - params.band) * total_demand:
-        out.append(f"Not enough hours in the district: the grids need {total_demand:.0f} h/week, the active workers "
-                   f"have {total_hours:.0f} h/week.")
+        out.append(AssignMessage("district_short", {"demand_hours": total_demand, "worker_hours": total_hours}))
     shown = 0
     rest_grids, rest_hours = 0, 0.0
     for r in need.by_area.itertuples(index=False):
@@ -818,22 +869,22 @@ def _messages(table: pd.DataFrame, need: HiringNeed, plan: _Plan, hours: np.ndar
             rest_hours += float(r.hours)
             continue
         code = str(r.community_code)
-        label = names.get(code, code)
-        hire = (f"hire {r.workers}" if r.workers else "too little for a hire of its own (a part-timer or a "
-                "neighbouring hire covers it)")
-        out.append(f"Not enough hours: {r.grids_short} grid(s) in {label} need {r.hours:.1f} h/week more; {hire}.")
+        values = {"n": int(r.grids_short), "community_code": code, "community": names.get(code, code),
+                  "hours": float(r.hours), "workers": int(r.workers)}
+        out.append(AssignMessage("area_hire" if r.workers else "area_small", values))
         shown += 1
     if rest_grids:
-        out.append(f"{rest_grids} more grid(s) elsewhere are short by {rest_hours:.1f} h/week in all.")
+        out.append(AssignMessage("rest_short", {"n": rest_grids, "hours": rest_hours}))
     if need.workers:
-        out.append(f"In all, {need.hours:.0f} h/week are missing: hire {need.workers} worker(s) of "
-                   f"{params.standard_week_hours:g} h to bring every grid within ±{params.band:.0%} of its demand.")
+        out.append(AssignMessage("hire_total", {"hours": float(need.hours), "workers": int(need.workers),
+                                                "week_hours": float(params.standard_week_hours),
+                                                "band": float(params.band)}))
     else:
-        out.append(f"Every grid is within {params.band:.0%} of its demand or above it.")
+        out.append(AssignMessage("all_within", {"band": float(params.band)}))
     return out
 
 
 __all__ = [
-    "COLUMN_ALIASES", "REASONS", "ROSTER_FIELDS", "AssignResult", "RosterImport", "add_worker", "auto_assign",
-    "deactivate_worker", "edit_worker", "import_roster", "read_roster", "validate_roster",
+    "COLUMN_ALIASES", "MESSAGE_TEXTS", "REASONS", "ROSTER_FIELDS", "AssignMessage", "AssignResult", "RosterImport",
+    "add_worker", "auto_assign", "deactivate_worker", "edit_worker", "import_roster", "read_roster", "validate_roster",
 ]

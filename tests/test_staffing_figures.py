@@ -8,17 +8,34 @@ Grids (default :class:`gridgov.staffing.StaffingParams`)::
 
 Workers: W1 40 h (primary of A and B, so 20 h each), W2 20 h (no grid), W3 40 h inactive (primary of C, so C is
 uncovered).
+
+The last tests call the page's layout and callbacks in-process on a copy of the small demo: the shared initial map
+and the auto-assign messages in the page's language.
 """
 
 from __future__ import annotations
 
+import json
+import shutil
+import string
+import sys
+from collections.abc import Iterator
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import dash
 import pandas as pd
 import plotly.graph_objects as go
 import pytest
+from plotly.io.json import to_json_plotly
 
+from dashboards import ids
 from dashboards import staffing_figures as sf
 from dashboards.i18n import STRINGS, t
-from gridgov import staffing
+from gridgov import staffing, workers
+from gridgov.config import Settings
+from tests.dash_calls import call_as_triggered, texts
 
 PARAMS = staffing.StaffingParams()
 GRIDS = pd.DataFrame({
@@ -214,3 +231,130 @@ def test_every_staffing_string_has_both_languages() -> None:
         assert STRINGS[key].get("en") and STRINGS[key].get("zh"), key
     for status in sf.STATUSES:
         assert sf.status_label(status, "zh") != sf.status_label(status, "en")
+
+
+def test_every_auto_assign_message_has_a_translation_with_the_libraries_english() -> None:
+    fields = string.Formatter()
+    for code, english in workers.MESSAGE_TEXTS.items():
+        entry = STRINGS[f"st_auto_msg_{code}"]
+        assert entry["en"] == english, code
+        assert {f for _, f, _, _ in fields.parse(entry["zh"]) if f} == {f for _, f, _, _ in fields.parse(english) if f}
+    assert not {k for k in STRINGS if k.startswith("st_auto_msg_")} - {f"st_auto_msg_{c}" for c in
+                                                                        workers.MESSAGE_TEXTS}
+
+
+def test_staffing_map_dict_is_the_figure_as_json_with_a_view_per_request() -> None:
+    square = [[[0.0, 0.0], [1.0, 0.0], [1.0, 1.0], [0.0, 0.0]]]
+    geojson = {"type": "FeatureCollection", "features": [
+        {"type": "Feature", "id": c, "properties": {}, "geometry": {"type": "Polygon", "coordinates": square}}
+        for c in "AB"]}
+    layers = sf.staffing_layers(grids_source="/g", communities_source="/c", streets_source="/s")
+    view = {"center": {"lon": 0.5, "lat": 0.5}, "zoom": 9.0}
+    shared = sf.staffing_map_dict(geojson, ["A", "B"], uncovered_geojson="/g", lang="zh", view=view, layers=layers)
+    fig = sf.staffing_map(geojson, ["A", "B"], uncovered_geojson="/g", lang="zh", view=view, layers=layers)
+    assert json.loads(to_json_plotly(shared)) == json.loads(to_json_plotly(fig))
+    before = json.loads(to_json_plotly(shared))
+    near = sf.with_map_view(shared, {"center": {"lon": 0.2, "lat": 0.1}, "zoom": 12.0}, uirevision="area:s1")
+    assert near["layout"]["map"]["center"] == {"lon": 0.2, "lat": 0.1} and near["layout"]["map"]["zoom"] == 12.0
+    assert near["layout"]["map"]["uirevision"] == "area:s1" and near["data"] is shared["data"]
+    assert json.loads(to_json_plotly(shared)) == before, "the shared figure is not modified"
+
+
+# -- the page, in-process on the small demo -------------------------------------------------------------------
+@pytest.fixture
+def demo_app(small_demo_db: Path, tmp_path: Path) -> Iterator[dash.Dash]:
+    from dashboards.app import create_app
+    from dashboards.context import get_context
+
+    db = tmp_path / "demo.duckdb"
+    shutil.copy2(small_demo_db, db)
+    app = create_app(Settings(db_path=db, now=datetime(2026, 7, 1, 9)))
+    yield app
+    get_context().store.close()
+
+
+def _graph(component: Any, cid: str) -> Any:
+    if getattr(component, "id", None) == cid:
+        return component
+    children = getattr(component, "children", None)
+    for child in children if isinstance(children, list) else [children]:
+        if child is not None and (found := _graph(child, cid)) is not None:
+            return found
+    return None
+
+
+def _old_initial_map(lang: str, street: str | None) -> go.Figure:
+    """How the page built its map before it was shared: a ``go.Figure`` per load."""
+    from dashboards.context import get_context
+
+    app_ctx, page = get_context(), sys.modules["dashboards.pages.staffing"]
+    grids_url = dash.get_relative_path(app_ctx.geo_path("grids"))
+    layers = sf.staffing_layers(grids_source=grids_url,
+                                communities_source=dash.get_relative_path(app_ctx.geo_path("communities")),
+                                streets_source=dash.get_relative_path(app_ctx.geo_path("streets")))
+    bounds = app_ctx.area_bounds.get(street) if street else app_ctx.bounds
+    fig = sf.staffing_map(app_ctx.grid_geojson, app_ctx.grids["grid_code"].astype(str).tolist(),
+                          uncovered_geojson=grids_url, lang=lang, view=page._view(bounds), layers=layers)
+    fig.update_layout(map={"uirevision": f"area:{street or ''}"})
+    return fig
+
+
+def test_page_map_is_built_once_per_context_and_language(demo_app: dash.Dash,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    from dashboards.context import get_context, reload_context
+
+    page = sys.modules["dashboards.pages.staffing"]
+    built: list[str] = []
+    real = page.staffing_map_dict
+    monkeypatch.setattr(page, "staffing_map_dict",
+                        lambda *a, **k: built.append(k["lang"]) or real(*a, **k))
+    street = str(get_context().streets["code"].iloc[0])
+    en = _graph(page.layout(lang="en"), ids.ST_MAP).figure
+    en_street = _graph(page.layout(lang="en", street=street), ids.ST_MAP).figure
+    zh = _graph(page.layout(lang="zh"), ids.ST_MAP).figure
+    assert built == ["en", "zh"]
+    assert en_street["data"] is en["data"], "the polygons are shared between loads"
+    # What the browser receives is what the per-load go.Figure gave, view and all.
+    for fig, lang, st in ((en, "en", None), (en_street, "en", street), (zh, "zh", None)):
+        assert json.loads(to_json_plotly(fig)) == json.loads(to_json_plotly(_old_initial_map(lang, st))), (lang, st)
+    assert en_street["layout"]["map"]["uirevision"] == f"area:{street}"
+    assert en["layout"]["map"]["center"] != en_street["layout"]["map"]["center"]
+    # A reloaded context (e.g. after adopting a layout) builds its own.
+    reload_context()
+    page.layout(lang="en")
+    assert built == ["en", "zh", "en"]
+
+
+def _auto_fill(page: Any, lang: str) -> list[str]:
+    base = call_as_triggered(f"{ids.ST_LANG}.data", page._load, lang)
+    out = call_as_triggered(f"{ids.ST_AUTO}.n_clicks", page._edit, base, None, None, [], 1, 0, 0, base, None, lang,
+                            value=1)
+    return texts(out[-1])
+
+
+def test_auto_fill_messages_in_the_pages_language(demo_app: dash.Dash) -> None:
+    from dashboards.context import get_context
+
+    page = sys.modules["dashboards.pages.staffing"]
+    store = get_context().store
+    # With the whole roster only two notes: what was assigned and the summary, both in view.
+    full = _auto_fill(page, "zh")
+    assert len(full) == 3 and full[1].startswith("自动分配了 ")
+    assert full[2].startswith(("每个网格的工时都在", "合计每周缺"))
+    # Half the roster leaves: auto-fill cannot cover the demand and says where hours are missing.
+    for worker_id in store.workers()["worker_id"].iloc[::2]:
+        workers.deactivate_worker(store, str(worker_id))
+    zh, en = _auto_fill(page, "zh"), _auto_fill(page, "en")
+    assert len(zh) == len(en) >= 4
+    assert zh[0] == t("st_auto_done", "zh", n=zh[0].split()[1]) and zh[1].startswith("自动分配了 ")
+    assert en[1].startswith("Assigned ") and en[2].startswith("In all, ")
+    assert zh[2].startswith("合计每周缺") and any(line.startswith("工时不足：") for line in zh)
+    # Not a word of the library's English on the Chinese page (grid codes and numbers are no words).
+    english = [line for line in zh if any(w in line for w in ("Assigned", "Not enough", "grid(s)", "h/week", "hire"))]
+    assert english == []
+    # A community is named in the page's language, not by the bilingual label.
+    comms = get_context().communities
+    for lang, lines, names in (("zh", zh, comms["name"]), ("en", en, comms["name_en"])):
+        mentioned = [n for n in names if any(n in line for line in lines)]
+        labels = [lab for lab in comms["label"] if " / " in lab and any(lab in line for line in lines)]
+        assert mentioned and labels == [], lang

@@ -15,6 +15,8 @@ from gridgov.errors import InputError
 from gridgov.staffing import StaffingParams, report, staffing_report, store_demand
 from gridgov.store import Store
 from gridgov.workers import (
+    MESSAGE_TEXTS,
+    AssignMessage,
     add_worker,
     auto_assign,
     deactivate_worker,
@@ -230,6 +232,27 @@ def test_auto_explains_when_hours_do_not_suffice(tiny_store: Store) -> None:
     # With nobody at all, the grids are named.
     empty = auto_assign(demand, _roster(2.0).assign(active=False), no_rows, adj, P)
     assert empty.unfilled == ["G1", "G2", "G3", "G4"] and "No active worker" in " ".join(empty.messages)
+
+
+def test_auto_messages_are_codes_with_values_and_english_for_the_cli(tiny_store: Store) -> None:
+    demand, adj = _tiny_inputs(tiny_store)
+    no_rows = pd.DataFrame(columns=["grid_code", "worker_id", "role", "manual"])
+    res = auto_assign(demand, _roster(2.0), no_rows, adj, P, community_names={COMM_A: "Alpha"})
+    notes = {n.code: n.values for n in res.notes}
+    assert res.notes[0].code == "assigned" and res.notes[-1].code == "hire_total"
+    total = float(demand["demand_hours"].sum())
+    assert notes["district_short"] == {"demand_hours": pytest.approx(total), "worker_hours": 2.0}
+    assert notes["hire_total"]["workers"] == 1 and notes["hire_total"]["band"] == P.band
+    areas = [n.values for n in res.notes if n.code in ("area_hire", "area_small")]
+    assert areas and {a["community_code"] for a in areas} <= {COMM_A, COMM_B}
+    assert all(a["community"] == ("Alpha" if a["community_code"] == COMM_A else a["community_code"]) for a in areas)
+    # The English rendering is what the CLI prints and `to_dict` (the CLI's JSON) carries.
+    assert res.messages == [MESSAGE_TEXTS[n.code].format(**n.values) for n in res.notes]
+    assert res.to_dict()["messages"] == res.messages and all(isinstance(m, str) for m in res.messages)
+    assert f"the grids need {total:.0f} h/week, the active workers have 2 h/week." in res.messages[1]
+    assert str(AssignMessage("all_within", {"band": 0.1})) == "Every grid is within 10% of its demand or above it."
+    with pytest.raises(ValueError, match="'nonsense'"):
+        AssignMessage("nonsense")
 
 
 def test_manual_assignments_survive_auto(tiny_store: Store) -> None:

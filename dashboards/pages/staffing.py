@@ -4,7 +4,8 @@ Data flow: the saved assignments load into ``dcc.Store`` :data:`ids.ST_BASE`; ev
 Auto-fill, Discard) produces a new working copy in :data:`ids.ST_EDITS` without touching the database. Each new
 working copy is run through :func:`gridgov.staffing.report` (pure; the demand frame, which reads incidents, is
 computed once per layout and hour) and the map colours, table rows and KPI cards are patched. "Save" writes the
-grids that differ from the saved state through ``Store.set_assignments``.
+grids that differ from the saved state through ``Store.set_assignments``. The map the page starts with (every grid's
+polygon, no colours yet) is built once per language and context (``AppContext.cached``); each load only sets its view.
 """
 
 from __future__ import annotations
@@ -63,11 +64,12 @@ from dashboards.staffing_figures import (
     kpi_placeholders,
     set_grid_workers,
     staffing_layers,
-    staffing_map,
+    staffing_map_dict,
     table_columns,
     table_rows,
     table_styles,
     uncovered_values,
+    with_map_view,
     worker_options,
 )
 from gridgov import staffing, workers
@@ -206,13 +208,8 @@ def layout(lang: str = "en", street: str | None = None, **_query: str) -> html.D
         return html.Div(t("no_layout", lang), className="empty-page")
     street = street if street in set(app_ctx.streets["code"]) else None
     bounds = app_ctx.area_bounds.get(street) if street else app_ctx.bounds
-    grids_url = dash.get_relative_path(app_ctx.geo_path("grids"))
-    layers = staffing_layers(grids_source=grids_url,
-                             communities_source=dash.get_relative_path(app_ctx.geo_path("communities")),
-                             streets_source=dash.get_relative_path(app_ctx.geo_path("streets")))
-    figure = staffing_map(app_ctx.grid_geojson, app_ctx.grids["grid_code"].astype(str).tolist(),
-                          uncovered_geojson=grids_url, lang=lang, view=_view(bounds), layers=layers)
-    figure.update_layout(map={"uirevision": f"area:{street or ''}"})
+    shared = app_ctx.cached(("staffing-map", lang, dash.get_relative_path("/")), lambda: _initial_map(app_ctx, lang))
+    figure = with_map_view(shared, _view(bounds), uirevision=f"area:{street or ''}")
     return html.Div(className="staffing", children=[
         dcc.Store(id=ids.ST_LANG, data=lang),
         dcc.Store(id=ids.ST_BASE),
@@ -262,6 +259,17 @@ def layout(lang: str = "en", street: str | None = None, **_query: str) -> html.D
             ]),
         ]),
     ])
+
+
+def _initial_map(app_ctx: AppContext, lang: str) -> dict[str, Any]:
+    # Colours arrive with the first callback and the view is set per request (``?street=``), so the figure depends
+    # on the language alone and is built once per context: the polygons of 1,800 grids are 1.4 MB of JSON.
+    grids_url = dash.get_relative_path(app_ctx.geo_path("grids"))
+    layers = staffing_layers(grids_source=grids_url,
+                             communities_source=dash.get_relative_path(app_ctx.geo_path("communities")),
+                             streets_source=dash.get_relative_path(app_ctx.geo_path("streets")))
+    return staffing_map_dict(app_ctx.grid_geojson, app_ctx.grids["grid_code"].astype(str).tolist(),
+                             uncovered_geojson=grids_url, lang=lang, view=_view(app_ctx.bounds), layers=layers)
 
 
 def _field(label: str, control: Any, **kwargs: Any) -> html.Div:
@@ -422,16 +430,26 @@ def _auto_fill(app_ctx: AppContext, rows: list[dict[str, Any]], street: str | No
     except GridgovError as exc:
         return rows, html.Span(t("st_auto_error", lang, error=str(exc)), className="flag")
     new_rows = assignment_rows(result.assignments)
-    # The library's sentences: the first and the last (the summary) stay in view, the per-community ones fold away.
-    said = [str(m) for m in result.messages]
+    # The library's notes, in the page's language: the first and the last (the summary) stay in view, the
+    # per-community ones fold away.
+    comm_names = _local_names(app_ctx, lang)
+    said = [_auto_message(note, lang, comm_names) for note in result.notes]
     head = [t("st_auto_done", lang, n=len(changed_grids(rows, new_rows))), *said[:1]]
-    if len(said) > 2:
+    if len(said) > 1:
         head.append(said[-1])
     out: list[Any] = [html.Ul([html.Li(line) for line in head], className="st-message-list")]
     if len(said) > 2:
         out.append(html.Details([html.Summary(t("st_auto_details", lang, n=len(said) - 2)),
                                  html.Ul([html.Li(line) for line in said[1:-1]], className="st-message-list")]))
     return new_rows, out
+
+
+def _auto_message(note: workers.AssignMessage, lang: str, community_names: dict[str, str]) -> str:
+    """One of auto-assign's notes as a sentence in ``lang`` (a community by its name in that language)."""
+    values = dict(note.values)
+    if "community_code" in values:
+        values["community"] = community_names.get(str(values["community_code"]), values.get("community", ""))
+    return t(f"st_auto_msg_{note.code}", lang, **values)
 
 
 @callback(Output(ids.ST_BASE, "data", allow_duplicate=True), Output(ids.ST_MESSAGE, "children", allow_duplicate=True),
