@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import re
 import shutil
 import socket
 import subprocess
@@ -57,7 +58,8 @@ def _worker_payload(tick: int) -> dict[str, Any]:
     return {"output": ".." + "...".join(f"{i}.{p}" for i, p in outs) + "..",
             "outputs": [{"id": i, "property": p} for i, p in outs],
             "inputs": [{"id": "wk-rev", "property": "data", "value": 0},
-                       {"id": "wk-refresh", "property": "n_intervals", "value": tick}],
+                       {"id": "wk-refresh", "property": "n_intervals", "value": tick},
+                       {"id": "wk-live-rev", "property": "data", "value": 0}],
             "state": [{"id": "wk-lang", "property": "data", "value": "en"}],
             "changedPropIds": ["wk-refresh.n_intervals"]}
 
@@ -77,10 +79,19 @@ class Recorder:
                 self.first_error.setdefault(kind, detail[:200])
 
 
+def _login_token(session: requests.Session, base: str) -> str:
+    """The CSRF token of ``session``'s sign-in form (``GET /login``), to post back with the user name."""
+    r = session.get(f"{base}/login", timeout=30)
+    found = re.search(r'name="csrf_token" value="([^"]+)"', r.text)
+    if found is None:
+        raise SystemExit(f"no sign-in form at {base}/login: {r.status_code} {r.text[:200]}")
+    return found.group(1)
+
+
 def _session(base: str, user: str) -> requests.Session:
     s = requests.Session()
-    r = s.post(f"{base}/login", data={"username": user, "password": DEMO_PASSWORD}, allow_redirects=False,
-               timeout=30)
+    r = s.post(f"{base}/login", data={"username": user, "password": DEMO_PASSWORD,
+                                      "csrf_token": _login_token(s, base)}, allow_redirects=False, timeout=30)
     if r.status_code not in (302, 303):
         raise SystemExit(f"sign-in of {user} failed: {r.status_code} {r.text[:200]}")
     return s
@@ -204,7 +215,8 @@ def main(argv: list[str] | None = None) -> None:
 def _filters_payload() -> dict[str, Any]:
     ins = [("ov-window", "value", "30"), ("ov-dates", "start_date", None), ("ov-dates", "end_date", None),
            ("ov-class", "value", "all"), ("ov-categories", "value", []), ("ov-street", "value", None),
-           ("ov-community", "value", None), ("ov-basis", "value", "km2"), ("ov-refresh", "n_intervals", 0)]
+           ("ov-community", "value", None), ("ov-basis", "value", "km2"), ("ov-refresh", "n_intervals", 0),
+           ("ov-live-rev", "data", 0)]
     return {"output": "..ov-filters.data...ov-window-caption.children..",
             "outputs": [{"id": "ov-filters", "property": "data"}, {"id": "ov-window-caption", "property": "children"}],
             "inputs": [{"id": i, "property": p, "value": v} for i, p, v in ins],

@@ -358,6 +358,15 @@ class DashPage:
         return self.run(name, set(values))
 
 
+def _login_token(session: requests.Session, base: str) -> str:
+    """The CSRF token of ``session``'s sign-in form (``GET /login``), to post back with the user name."""
+    r = session.get(f"{base}/login", timeout=30)
+    found = re.search(r'name="csrf_token" value="([^"]+)"', r.text)
+    if found is None:
+        raise SystemExit(f"no sign-in form at {base}/login: {r.status_code} {r.text[:200]}")
+    return found.group(1)
+
+
 def first_load(base: str, session: requests.Session, log: ServerLog) -> tuple[DashPage, Action, dict[str, Any]]:
     """Open ``/`` as a browser does: the page shell, the callbacks it fires, the boundary files the map fetches."""
     shell: dict[str, Any] = {}
@@ -527,7 +536,8 @@ def main(argv: list[str] | None = None) -> None:
         print(f"server healthy in {start_s:.1f} s, {rss_started / 2**20:,.0f} MB resident", flush=True)
 
         session = requests.Session()
-        r = session.post(f"{base}/login", data={"username": "manager", "password": DEMO_PASSWORD},
+        r = session.post(f"{base}/login", data={"username": "manager", "password": DEMO_PASSWORD,
+                                                "csrf_token": _login_token(session, base)},
                          allow_redirects=False, timeout=30)
         if r.status_code not in (302, 303):
             raise SystemExit(f"sign-in as manager failed: {r.status_code} {r.text[:200]}")

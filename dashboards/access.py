@@ -9,6 +9,12 @@ per-database secret, the ``/login`` and ``/logout`` routes, and a ``before_reque
   callback by crafting the request, and cannot render another page's layout through Dash Pages' own callback;
 * answers a page URL without ``?lang=`` in the browser's language (``Accept-Language``).
 
+The sign-in form carries a per-session CSRF token (:func:`csrf_token`): a POST to ``/login`` or ``/logout`` without
+the session's token gets 400 and changes nothing, so another site cannot sign a browser in to an account of its
+choosing or out of its own. Dash callback requests are not forms: they are JSON POSTs, which a cross-site page cannot
+send with the session cookie (``SameSite=Lax`` keeps it off cross-site POSTs, and a JSON content type needs a CORS
+preflight this server never grants).
+
 Per-case and per-grid checks live in the callbacks that take such ids (the worker page asks
 :func:`gridgov.auth.visible_grids` and :func:`gridgov.lifecycle.apply_action`); an :class:`~gridgov.errors.AccessDenied`
 raised anywhere becomes a 403 with no detail.
@@ -18,6 +24,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import hmac
 import json
 import logging
 import os
@@ -31,7 +38,7 @@ from urllib.parse import urlencode
 
 import dash
 from dash import Input, Output, html
-from flask import Flask, Response, has_request_context, redirect, request
+from flask import Flask, Response, has_request_context, redirect, request, session
 from flask_login import LoginManager, UserMixin, current_user, login_user, logout_user
 from markupsafe import escape
 
@@ -69,6 +76,16 @@ SECRET_ENV = "GRIDGOV_SECRET_KEY"
 MAX_FAILURES, FAILURE_WINDOW_S = 5, 300.0
 _failures: dict[str, list[float]] = {}
 _failures_lock = threading.Lock()
+#: The session key and form field of the CSRF token of the sign-in and sign-out forms.
+CSRF_FIELD = "csrf_token"
+#: ``Sec-Fetch-Site`` values of a request a cross-site page cannot cause: typed or bookmarked (``none``), or from a
+#: page of this server. A browser sets the header itself; a page's script cannot.
+_OWN_FETCH = ("same-origin", "none")
+# Kept here rather than in ``dashboards.i18n`` until the strings table takes it (both languages, same placeholders).
+_CSRF_REFUSED = {
+    "en": "This form has expired or did not come from this site. Nothing was changed; please try again.",
+    "zh": "表单已过期或并非来自本站，未做任何更改，请重试。",
+}
 
 
 class SessionUser(UserMixin):  # type: ignore[misc]
@@ -92,6 +109,19 @@ def signed_in() -> User | None:
         return None
     who = current_user
     return who.user if getattr(who, "is_authenticated", False) else None
+
+
+def opening_street(street_codes: Iterable[str], street: str | None) -> str | None:
+    """The street a page with a street filter opens on: ``?street=`` when given, otherwise the signed-in manager's own
+    street; None (the district) for an unknown or blank code and for users without a street.
+
+    Only the opening filter: a manager of one street may widen it to the district (reporters' data stays masked
+    outside their street, see :func:`sees_personal_data`).
+    """
+    if street is None:
+        user = signed_in()
+        street = user.street_code if user is not None else None
+    return street if street in set(street_codes) else None
 
 
 def sees_personal_data(grid_code: str | None = None) -> bool:
@@ -383,6 +413,10 @@ def _login() -> Response:
     username = ""
     if request.method == "POST":
         username = request.form.get("username", "")
+        if not _csrf_ok():
+            log.info("access: sign-in for %r refused: missing or wrong CSRF token", username[:64])
+            return Response(_login_form(lang, username=username, error=_CSRF_REFUSED[lang],
+                                        next_path=request.values.get("next", "")), status=400, mimetype="text/html")
         if _too_many_failures(username):
             log.info("access: sign-in for %r refused after repeated failures", username[:64])
             return Response(_login_form(lang, username=username, error=t("login_too_many", lang),
@@ -391,6 +425,7 @@ def _login() -> Response:
         if user is not None:
             row = get_context().store.user(user.username)
             login_user(SessionUser(user, row["password_hash"] if row else ""))
+            session.pop(CSRF_FIELD, None)  # a new token for the signed-in session: the old one was shown signed out
             log.info("access: %s (%s) signed in", user.username, user.role)
             target = _safe_next(request.form.get("next"), user)
             if lang == "zh" and "lang=" not in target:
@@ -427,13 +462,56 @@ def _record_failure(username: str) -> None:
         _failures.setdefault(username.strip().lower(), []).append(now)
 
 
+def csrf_token() -> str:
+    """The CSRF token of the current session, created (32 random bytes) on first use.
+
+    The sign-in and sign-out forms carry it in the hidden field :data:`CSRF_FIELD`; it is replaced at sign-in and
+    at sign-out.
+    """
+    token = session.get(CSRF_FIELD)
+    if not isinstance(token, str) or not token:
+        token = secrets.token_urlsafe(32)
+        session[CSRF_FIELD] = token
+    return token
+
+
+def _csrf_ok() -> bool:
+    """True when the posted form carries the session's CSRF token."""
+    expected, sent = session.get(CSRF_FIELD), request.form.get(CSRF_FIELD)
+    if not isinstance(expected, str) or not expected or not isinstance(sent, str):
+        return False
+    return hmac.compare_digest(expected.encode(), sent.encode())
+
+
 def _logout() -> Response:
     user = signed_in()
-    if user is not None:
-        log.info("access: %s signed out", user.username)
-    logout_user()
     lang = request.args.get("lang")
+    if user is not None:
+        # Signing out changes state, so another site must not be able to cause it: a POST needs the form's token; a
+        # GET (the top bar's link, a typed URL) signs out only when the browser says it did not come from another
+        # site, and otherwise gets a page with the sign-out button.
+        if request.method == "POST" and not _csrf_ok():
+            log.info("access: sign-out of %s refused: missing or wrong CSRF token", user.username)
+            return _logout_page(user, normalize_lang(lang) if lang else lang_of_request(), status=400)
+        if request.method == "GET" and request.headers.get("Sec-Fetch-Site") not in _OWN_FETCH:
+            return _logout_page(user, normalize_lang(lang) if lang else lang_of_request())
+        log.info("access: %s signed out", user.username)
+        logout_user()
+        session.pop(CSRF_FIELD, None)
     return redirect("/login" + (f"?lang={normalize_lang(lang)}" if lang else ""))
+
+
+def _logout_page(user: User, lang: Lang, *, status: int = 200) -> Response:
+    error_html = (f'<p class="login-error" role="alert">{escape(_CSRF_REFUSED[lang])}</p>' if status == 400 else "")
+    body = f"""
+<form class="login-card card" method="post" action="/logout{'?lang=zh' if lang == 'zh' else ''}">
+  <h1>{escape(t("login_sign_out", lang))}</h1>
+  {error_html}
+  <p class="muted">{escape(user.username)}</p>
+  <input type="hidden" name="{CSRF_FIELD}" value="{escape(csrf_token())}">
+  <button type="submit" id="logout-submit" class="btn-primary">{escape(t("login_sign_out", lang))}</button>
+</form>"""
+    return Response(_page(t("login_sign_out", lang), body, lang), status=status, mimetype="text/html")
 
 
 def _login_form(lang: str, *, username: str, error: str, next_path: str) -> str:
@@ -451,6 +529,7 @@ def _login_form(lang: str, *, username: str, error: str, next_path: str) -> str:
   <label class="field-label" for="password">{escape(t("login_password", lang))}</label>
   <input id="password" name="password" type="password" autocomplete="current-password" required>
   <input type="hidden" name="next" value="{escape(next_path)}">
+  <input type="hidden" name="{CSRF_FIELD}" value="{escape(csrf_token())}">
   <button type="submit" id="login-submit" class="btn-primary">{escape(t("login_submit", lang))}</button>
   <p class="login-switch"><a href="/login?{escape(switch_query)}">{escape(t("switch_lang", lang))}</a></p>
 </form>"""

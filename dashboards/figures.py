@@ -582,3 +582,26 @@ def _shorten(text: str, limit: int) -> str:
 
 
 _STATUS_KEYS = {"status_reported", "status_registered", "status_dispatched", "status_handled"}
+
+
+def with_map_view(figure: Mapping[str, Any], view: Mapping[str, Any], *, uirevision: str) -> dict[str, Any]:
+    """A shallow copy of a figure dict looking at ``view``, its map's ``uirevision`` set; ``figure`` is untouched.
+
+    Parameters
+    ----------
+    figure
+        A page's cached map (:func:`density_map_dict`, :func:`dashboards.staffing_figures.staffing_map_dict`),
+        shared between requests.
+    view
+        ``center``/``zoom`` from :func:`map_view`.
+    uirevision
+        The map's ``uirevision`` (``area:<street code>``): a new value makes the browser move to the new view.
+
+    Returns
+    -------
+    dict
+        New ``figure``, ``layout`` and ``layout.map`` dicts; the traces (and their polygons) are shared.
+    """
+    layout = dict(figure["layout"])
+    layout["map"] = {**layout["map"], "center": view["center"], "zoom": view["zoom"], "uirevision": uirevision}
+    return {**figure, "layout": layout}

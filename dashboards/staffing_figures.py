@@ -311,33 +311,11 @@ def staffing_map_dict(geojson: dict[str, Any], grid_codes: Sequence[str], **kwar
     -------
     dict
         ``{"data": [gap trace, uncovered trace], "layout": {...}}``; meant to be built once and shared, so it is
-        never modified (:func:`with_map_view` gives a page its own view of it).
+        never modified (:func:`dashboards.figures.with_map_view` gives a page its own view of it).
     """
     figure: dict[str, Any] = staffing_map(EMPTY_FEATURES, grid_codes, **kwargs).to_plotly_json()
     figure["data"][0]["geojson"] = geojson_arrays(geojson)
     return figure
-
-
-def with_map_view(figure: Mapping[str, Any], view: Mapping[str, Any], *, uirevision: str) -> dict[str, Any]:
-    """A shallow copy of a figure dict looking at ``view``, its map's ``uirevision`` set; ``figure`` is untouched.
-
-    Parameters
-    ----------
-    figure
-        From :func:`staffing_map_dict` (shared between requests).
-    view
-        ``center``/``zoom`` from :func:`dashboards.figures.map_view`.
-    uirevision
-        The map's ``uirevision`` (``area:<street code>``): a new value makes the browser move to the new view.
-
-    Returns
-    -------
-    dict
-        New ``figure``, ``layout`` and ``layout.map`` dicts; the traces (and their polygons) are shared.
-    """
-    layout = dict(figure["layout"])
-    layout["map"] = {**layout["map"], "center": view["center"], "zoom": view["zoom"], "uirevision": uirevision}
-    return {**figure, "layout": layout}
 
 
 # -- table ----------------------------------------------------------------------------------------------------

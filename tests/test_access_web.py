@@ -28,6 +28,7 @@ from gridgov import auth
 from gridgov.config import Settings
 from gridgov.privacy import PERSONAL_COLUMNS
 from gridgov.store import Store
+from tests.dash_calls import form_token, sign_in
 
 NOW = datetime(2026, 7, 1, 9, 0)
 PASSWORD = auth.DEMO_PASSWORD
@@ -79,7 +80,7 @@ def app(demo_copy: Path, facts: dict[str, Any]) -> Iterator[dash.Dash]:
 def _client(app: dash.Dash, username: str | None = None, **headers: str) -> Any:
     client = app.server.test_client()
     if username:
-        resp = client.post("/login", data={"username": username, "password": PASSWORD}, headers=headers)
+        resp = sign_in(client, username, PASSWORD, headers=headers)
         assert resp.status_code == 302, resp.data
         client.get("/_dash-dependencies")  # as a browser does first: Dash registers the pages' callbacks
     return client
@@ -124,13 +125,15 @@ def test_login_logout(app: dash.Dash) -> None:
     assert resp.status_code == 302 and resp.headers["Location"].startswith("/login?next=%2Fstaffing")
     form = _text(client.get("/login"))
     assert 'name="username"' in form and 'name="password"' in form
-    bad = client.post("/login", data={"username": "manager", "password": "wrong-password"})
+    bad = client.post("/login", data={"username": "manager", "password": "wrong-password",
+                                      "csrf_token": form_token(form)})
     assert bad.status_code == 401 and "Wrong user name or password" in _text(bad)
     assert client.get("/").status_code == 302
-    ok = client.post("/login", data={"username": "manager", "password": PASSWORD, "next": "/staffing"})
+    ok = sign_in(client, "manager", PASSWORD, next="/staffing")
     assert ok.status_code == 302 and ok.headers["Location"] == "/staffing"
     assert client.get("/staffing").status_code == 200
-    assert client.get("/logout").status_code == 302
+    # The top bar's link, followed in a browser: the browser says the request came from this site.
+    assert client.get("/logout", headers={"Sec-Fetch-Site": "same-origin"}).status_code == 302
     assert client.get("/staffing").status_code == 302
     assert client.post("/_dash-update-component", json={"output": "x.y"}).status_code == 401
     # Signing out without a session just shows the form (and never becomes the page to return to).
@@ -145,10 +148,9 @@ def test_login_never_redirects_off_site_and_password_is_not_logged(app: dash.Das
     logger.addHandler(handler)
     try:
         client = _client(app)
-        resp = client.post("/login", data={"username": "planner", "password": PASSWORD,
-                                           "next": "//evil.example/x"})
+        resp = sign_in(client, "planner", PASSWORD, next="//evil.example/x")
         assert resp.headers["Location"] == "/"
-        _client(app).post("/login", data={"username": "planner", "password": "my-secret-typo"})
+        sign_in(_client(app), "planner", "my-secret-typo")
     finally:
         logger.removeHandler(handler)
     text = "\n".join(records)
@@ -161,12 +163,11 @@ def test_repeated_failures_slow_down_guessing(app: dash.Dash) -> None:
 
     auth.add_user(get_context().store, "guessed", "the-right-password", role="planner")
     client = app.server.test_client()
-    codes = [client.post("/login", data={"username": "guessed", "password": f"guess-{i}"}).status_code
-             for i in range(6)]
+    codes = [sign_in(client, "guessed", f"guess-{i}").status_code for i in range(6)]
     assert codes == [401] * 5 + [429]
     # Even the right password waits now; other names are not affected.
-    assert client.post("/login", data={"username": "guessed", "password": "the-right-password"}).status_code == 429
-    assert client.post("/login", data={"username": "manager", "password": PASSWORD}).status_code == 302
+    assert sign_in(client, "guessed", "the-right-password").status_code == 429
+    assert sign_in(client, "manager", PASSWORD).status_code == 302
 
 
 def test_public_paths_and_static_files(app: dash.Dash) -> None:
@@ -185,7 +186,7 @@ def test_changed_password_ends_sessions(app: dash.Dash) -> None:
     store = get_context().store
     auth.add_user(store, "temp-manager", "first-password", role="manager")
     client = app.server.test_client()
-    client.post("/login", data={"username": "temp-manager", "password": "first-password"})
+    assert sign_in(client, "temp-manager", "first-password").status_code == 302
     assert client.get("/").status_code == 200
     auth.set_password(store, "temp-manager", "second-password")
     assert client.get("/").status_code == 302
@@ -484,3 +485,55 @@ def test_field_map_holds_exactly_the_workers_grids_and_cases(app: dash.Dash, fac
         for value in mine[column].dropna():
             if len(str(value)) >= 3:
                 assert str(value) not in page
+
+
+# -- CSRF on the sign-in and sign-out forms ------------------------------------------------------------------------
+def test_sign_in_without_the_forms_token_is_refused(app: dash.Dash) -> None:
+    client = app.server.test_client()
+    form = _text(client.get("/login"))
+    missing = client.post("/login", data={"username": "manager", "password": PASSWORD})
+    assert missing.status_code == 400 and "did not come from this site" in _text(missing)
+    assert client.get("/staffing").status_code == 302  # not signed in
+    wrong = client.post("/login", data={"username": "manager", "password": PASSWORD,
+                                        "csrf_token": form_token(form)[::-1]})
+    assert wrong.status_code == 400 and client.get("/staffing").status_code == 302
+    # Another session's token is as wrong as a made-up one; the refused form offers this session's.
+    other = form_token(_text(app.server.test_client().get("/login")))
+    assert other != form_token(form)
+    refused = client.post("/login", data={"username": "manager", "password": PASSWORD, "csrf_token": other})
+    assert refused.status_code == 400 and client.get("/staffing").status_code == 302
+    assert form_token(_text(refused)) == form_token(form)
+    # A cross-site POST arrives without the session cookie (SameSite=Lax), so without a token to match.
+    fresh = app.server.test_client()
+    assert fresh.post("/login", data={"username": "manager", "password": PASSWORD,
+                                      "csrf_token": form_token(form)}).status_code == 400
+    ok = client.post("/login", data={"username": "manager", "password": PASSWORD, "csrf_token": form_token(form)})
+    assert ok.status_code == 302 and client.get("/staffing").status_code == 200
+
+
+def test_sign_out_needs_the_token_or_a_request_from_this_site(app: dash.Dash) -> None:
+    client = _client(app, "manager")
+    # From another site (or a browser that does not say): a page with the sign-out button, still signed in.
+    for headers in ({"Sec-Fetch-Site": "cross-site"}, {}):
+        page = client.get("/logout", headers=headers)
+        assert page.status_code == 200 and client.get("/staffing").status_code == 200
+    token = form_token(_text(page))
+    assert client.post("/logout").status_code == 400
+    assert client.post("/logout", data={"csrf_token": token + "x"}).status_code == 400
+    assert client.get("/staffing").status_code == 200
+    assert client.post("/logout", data={"csrf_token": token}).status_code == 302
+    assert client.get("/staffing").status_code == 302
+    # A typed or bookmarked /logout signs out directly.
+    client = _client(app, "planner")
+    assert client.get("/logout", headers={"Sec-Fetch-Site": "none"}).status_code == 302
+    assert client.get("/planner").status_code == 302
+
+
+def test_the_token_is_per_session_and_renewed_at_sign_in(app: dash.Dash) -> None:
+    first, second = app.server.test_client(), app.server.test_client()
+    token = form_token(_text(first.get("/login")))
+    assert form_token(_text(first.get("/login?lang=zh"))) == token  # stable within the session
+    assert form_token(_text(second.get("/login"))) != token
+    assert sign_in(first, "manager", PASSWORD).status_code == 302
+    after = form_token(_text(first.get("/logout")))
+    assert after != token

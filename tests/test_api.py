@@ -7,9 +7,11 @@ from __future__ import annotations
 import json
 import shutil
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import pytest
 from flask import Flask
 from hypothesis import HealthCheck, given, settings
@@ -18,6 +20,7 @@ from hypothesis import strategies as st
 from dashboards.api import MAX_BODY, IntakeAPI
 from gridgov import intake
 from gridgov.config import Settings
+from gridgov.incidents import OPEN_STATUSES
 from gridgov.store import Store
 
 
@@ -109,6 +112,38 @@ def test_lists_filter_by_status_dates_and_grid(api_env: dict[str, Any]) -> None:
     assert in_grid and {r["grid_code"] for r in in_grid} == {grid}
     bad = api_env["client"].get("/api/v2/requests.json?status=maybe", headers=headers)
     assert bad.status_code == 400 and "status" in bad.get_json()[0]["description"]
+
+
+@pytest.mark.parametrize("filters", [
+    {},
+    {"start": datetime(2026, 6, 1), "end": datetime(2026, 7, 1)},
+    {"grid": "busiest"},
+    {"start": datetime(2026, 3, 1), "end": datetime(2026, 6, 15), "grid": "busiest", "limit": 7},
+    {"limit": 5},
+    {"grid": "no-such-grid"},
+])
+def test_open_list_from_open_case_matches_the_status_column(api_env: dict[str, Any], filters: dict[str, Any]
+                                                            ) -> None:
+    store = api_env["store"]
+    layout_id = store.current_layout_id()
+    everything = store.service_requests(layout_id, limit=10**9)
+    open_rows = everything[everything["status"].isin(OPEN_STATUSES)]
+    # The demo holds closed cases among the open ones, so the open list has rows to leave out.
+    assert (everything["status"] == "closed").any() and len(open_rows) > 20
+    if filters.get("grid") == "busiest":
+        filters = {**filters, "grid": open_rows["grid_code"].value_counts().index[0]}
+    limit = filters.pop("limit", 1000)
+    expected = open_rows
+    if "start" in filters:
+        expected = expected[(expected["reported_at"] >= filters["start"]) & (expected["reported_at"] < filters["end"])]
+    if "grid" in filters:
+        expected = expected[expected["grid_code"] == filters["grid"]]
+    expected = expected.head(limit).reset_index(drop=True)
+    got = store.service_requests(layout_id, status="open", limit=limit, **filters)
+    assert len(expected) > 0 or filters.get("grid") == "no-such-grid"
+    pd.testing.assert_frame_equal(got, expected, check_dtype=False)
+    closed = store.service_requests(layout_id, status="closed", limit=10**9)
+    assert not set(closed["incident_id"]) & set(got["incident_id"])
 
 
 def test_keys_rate_limits_and_body_size(api_env: dict[str, Any]) -> None:

@@ -43,7 +43,7 @@ from gridgov.config import Settings
 from gridgov.errors import InputError
 from gridgov.ingest import REASONS
 from gridgov.store import Store
-from tests.dash_calls import call_as_triggered, texts
+from tests.dash_calls import call_as_triggered, form_token, sign_in, texts
 
 NOW = datetime(2026, 7, 1, 9)
 MANAGER = User("manager", "manager")
@@ -322,7 +322,7 @@ def test_only_managers_run_import_callbacks(demo_app: dash.Dash, page: Any, monk
 
     for username, status in (("worker1", 403), ("planner", 403), ("manager", 200), ("street-manager", 200)):
         client = demo_app.server.test_client()
-        resp = client.post("/login", data={"username": username, "password": auth.DEMO_PASSWORD})
+        resp = sign_in(client, username, auth.DEMO_PASSWORD)
         assert resp.status_code == 302
         client.get("/_dash-dependencies")
         assert client.get("/import").status_code == (200 if status == 200 else 403), username
@@ -467,7 +467,9 @@ def test_pages_keep_answering_during_a_big_import(demo_app: dash.Dash, tmp_path:
             return resp.status, resp.read()
 
     try:
-        post("/login", {"username": "manager", "password": auth.DEMO_PASSWORD}, form=True)
+        with opener.open(base + "/login", timeout=60) as resp:
+            token = form_token(resp.read().decode())
+        post("/login", {"username": "manager", "password": auth.DEMO_PASSWORD, "csrf_token": token}, form=True)
         opener.open(base + "/_dash-dependencies", timeout=60).read()
         overview = _callback_body(demo_app, "ov-map.figure", {"ov-filters.data": {
             "now": NOW.isoformat(), "start": "2026-06-01T09:00:00", "end": NOW.isoformat(), "klass": None,

@@ -30,6 +30,7 @@ import pytest
 import shapely
 
 from gridgov.store import Store
+from tests.dash_calls import form_token
 
 REPO = Path(__file__).resolve().parents[1]
 README = REPO / "README.md"
@@ -123,7 +124,10 @@ def _serve_and_sign_in(step: Step, *, cwd: Path, env: dict[str, str], user: str)
             assert time.monotonic() < deadline, f"no /healthz answer:\n{log.read_text(errors='replace')}"
             time.sleep(0.25)
         opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar()))
-        form = urllib.parse.urlencode({"username": user, "password": PASSWORD, "next": "/"}).encode()
+        with opener.open(base + "/login", timeout=30) as resp:  # the form first: it carries the CSRF token
+            token = form_token(resp.read().decode())
+        form = urllib.parse.urlencode({"username": user, "password": PASSWORD, "next": "/",
+                                       "csrf_token": token}).encode()
         with opener.open(base + "/login", data=form, timeout=30) as resp:
             landed = urllib.parse.urlparse(resp.geturl()).path
         with opener.open(base + "/", timeout=30) as resp:

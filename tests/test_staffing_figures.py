@@ -30,7 +30,7 @@ import plotly.graph_objects as go
 import pytest
 from plotly.io.json import to_json_plotly
 
-from dashboards import ids
+from dashboards import figures, ids
 from dashboards import staffing_figures as sf
 from dashboards.i18n import STRINGS, t
 from gridgov import staffing, workers
@@ -254,7 +254,7 @@ def test_staffing_map_dict_is_the_figure_as_json_with_a_view_per_request() -> No
     fig = sf.staffing_map(geojson, ["A", "B"], uncovered_geojson="/g", lang="zh", view=view, layers=layers)
     assert json.loads(to_json_plotly(shared)) == json.loads(to_json_plotly(fig))
     before = json.loads(to_json_plotly(shared))
-    near = sf.with_map_view(shared, {"center": {"lon": 0.2, "lat": 0.1}, "zoom": 12.0}, uirevision="area:s1")
+    near = figures.with_map_view(shared, {"center": {"lon": 0.2, "lat": 0.1}, "zoom": 12.0}, uirevision="area:s1")
     assert near["layout"]["map"]["center"] == {"lon": 0.2, "lat": 0.1} and near["layout"]["map"]["zoom"] == 12.0
     assert near["layout"]["map"]["uirevision"] == "area:s1" and near["data"] is shared["data"]
     assert json.loads(to_json_plotly(shared)) == before, "the shared figure is not modified"

@@ -3,7 +3,9 @@
 Data flow: the filter controls feed one ``dcc.Store`` (:data:`ids.OV_FILTERS`); the map/KPI callback runs one
 ``grid_stats`` query per change and patches only the trace's values; clicking a grid fills the detail panel. The
 map the page starts with (every grid's polygon, 1.4 MB of JSON for the large demo) does not depend on any filter: it
-is built once per language and context (``AppContext.cached``). ``benchmarks/serve.py`` measures all of it.
+is built once per language and context (``AppContext.cached``); each load only sets its view. A manager of one street
+opens on that street (``?street=`` chooses another, ``?street=`` left blank the whole district).
+``benchmarks/serve.py`` measures all of it.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ import pandas as pd
 from dash import ALL, Input, Output, Patch, State, callback, clientside_callback, ctx, dcc, html, no_update
 
 from dashboards import ids, live
-from dashboards.access import sees_personal_data
+from dashboards.access import opening_street, sees_personal_data
 from dashboards.cases import reporters
 from dashboards.context import AppContext, get_context
 from dashboards.figures import (
@@ -45,6 +47,7 @@ from dashboards.figures import (
     map_view,
     open_case_rows,
     window_bounds,
+    with_map_view,
 )
 from dashboards.i18n import normalize_lang, t
 from gridgov import metrics
@@ -60,21 +63,28 @@ REFRESH_MS = 60_000
 
 
 # -- layout ---------------------------------------------------------------------------------------------------
-def layout(lang: str = "en", **_query: str) -> html.Div:
+def layout(lang: str = "en", street: str | None = None, **_query: str) -> html.Div:
     """The Overview page (built from the app context's static data; no database access).
 
     Parameters
     ----------
     lang
         ``en`` or ``zh`` from the ``?lang=`` query string.
+    street
+        A street code from ``?street=``: the page opens filtered to that street; blank or unknown, on the whole
+        district. Without it a manager of one street opens on their own street.
     """
     started = time.perf_counter()
     lang = normalize_lang(lang)
     app_ctx = get_context()
     if app_ctx.layout_id is None or app_ctx.grids.empty:
         return html.Div(t("no_layout", lang), className="empty-page")
-    figure = app_ctx.cached(("overview-map", lang, dash.get_relative_path("/")),
+    street = opening_street(app_ctx.streets["code"], street)
+    shared = app_ctx.cached(("overview-map", lang, dash.get_relative_path("/")),
                             lambda: _initial_map(app_ctx, lang))
+    # The cached figure is everybody's; only this load's copy looks at the street (same uirevision as the callback).
+    bounds = app_ctx.area_bounds.get(street) if street else app_ctx.bounds
+    figure = with_map_view(shared, map_view(bounds), uirevision=f"area:{street or ''}")
     page = html.Div(
         className="overview",
         children=[
@@ -85,7 +95,7 @@ def layout(lang: str = "en", **_query: str) -> html.Div:
             dcc.Interval(id=ids.OV_REFRESH, interval=REFRESH_MS),
             dcc.Interval(id=ids.OV_LIVE, interval=live.POLL_MS),
             dcc.Store(id=ids.OV_LIVE_REV, data=live.revision()),
-            _filter_panel(app_ctx, lang),
+            _filter_panel(app_ctx, lang, street),
             html.Section(className="ov-main", children=[
                 html.Div(className="ov-head", children=[
                     html.H1(t("map_title", lang)),
@@ -107,8 +117,9 @@ def layout(lang: str = "en", **_query: str) -> html.Div:
 
 
 def _initial_map(app_ctx: AppContext, lang: str) -> dict[str, Any]:
-    # Colours arrive with the first filter callback; until then no grid is coloured. So the figure depends on the
-    # language alone and is built once per context (the polygons of 1,800 grids are 1.4 MB of JSON).
+    # Colours arrive with the first filter callback; until then no grid is coloured. The view is set per load (the
+    # user's street), so the figure depends on the language alone and is built once per context (the polygons of
+    # 1,800 grids are 1.4 MB of JSON).
     frame = density_frame(app_ctx.grids, pd.DataFrame(columns=["grid_code"]),
                           in_area=pd.Series(False, index=app_ctx.grids.index))
     layers = boundary_layers(grids_source=dash.get_relative_path(app_ctx.geo_path("grids")),
@@ -122,7 +133,7 @@ def _field(label: str, control: Any, **kwargs: Any) -> html.Div:
     return html.Div(className="field", children=[html.Label(label, className="field-label"), control], **kwargs)
 
 
-def _filter_panel(app_ctx: AppContext, lang: str) -> html.Aside:
+def _filter_panel(app_ctx: AppContext, lang: str, street: str | None) -> html.Aside:
     now = app_ctx.now()
     first = app_ctx.time_range[0] if app_ctx.time_range else now - timedelta(days=365)
     windows = [{"label": t(f"window_{k}", lang), "value": k} for k in (*WINDOW_DAYS, "custom")]
@@ -144,11 +155,11 @@ def _filter_panel(app_ctx: AppContext, lang: str) -> html.Aside:
             id=ids.OV_CATEGORIES, options=_category_options(app_ctx, "all"), value=[], multi=True,
             placeholder=t("categories_placeholder", lang))),
         _field(t("street", lang), dcc.Dropdown(
-            id=ids.OV_STREET, value=None, placeholder=t("street_placeholder", lang),
+            id=ids.OV_STREET, value=street, placeholder=t("street_placeholder", lang),
             options=[{"label": r.label, "value": r.code} for r in app_ctx.streets.itertuples()])),
         _field(t("community", lang), dcc.Dropdown(
             id=ids.OV_COMMUNITY, value=None, placeholder=t("community_placeholder", lang),
-            options=_community_options(app_ctx, None))),
+            options=_community_options(app_ctx, street))),
         _field(t("density_basis", lang), dcc.RadioItems(
             id=ids.OV_BASIS, value="km2", className="segmented", inline=True,
             options=[{"label": t(f"basis_{k}", lang), "value": k} for k in ("km2", "residents")])),

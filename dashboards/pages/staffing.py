@@ -6,6 +6,7 @@ working copy is run through :func:`gridgov.staffing.report` (pure; the demand fr
 computed once per layout and hour) and the map colours, table rows and KPI cards are patched. "Save" writes the
 grids that differ from the saved state through ``Store.set_assignments``. The map the page starts with (every grid's
 polygon, no colours yet) is built once per language and context (``AppContext.cached``); each load only sets its view.
+A manager of one street opens on that street (``?street=`` chooses another, ``?street=`` left blank the district).
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from dash import (
 )
 
 from dashboards import ids
+from dashboards.access import opening_street
 from dashboards.context import AppContext, get_context
 from dashboards.figures import (
     EMPTY_FEATURES,
@@ -48,6 +50,7 @@ from dashboards.figures import (
     fmt_time,
     local_name,
     map_view,
+    with_map_view,
 )
 from dashboards.i18n import normalize_lang, t
 from dashboards.staffing_figures import (
@@ -69,7 +72,6 @@ from dashboards.staffing_figures import (
     table_rows,
     table_styles,
     uncovered_values,
-    with_map_view,
     worker_options,
 )
 from gridgov import staffing, workers
@@ -200,13 +202,14 @@ def layout(lang: str = "en", street: str | None = None, **_query: str) -> html.D
     lang
         ``en`` or ``zh`` from the ``?lang=`` query string.
     street
-        A street code from ``?street=``: the page opens on that street (managers of one street).
+        A street code from ``?street=``: the page opens on that street; blank or unknown, on the whole district.
+        Without it a manager of one street opens on their own street.
     """
     lang = normalize_lang(lang)
     app_ctx = get_context()
     if app_ctx.layout_id is None or app_ctx.grids.empty:
         return html.Div(t("no_layout", lang), className="empty-page")
-    street = street if street in set(app_ctx.streets["code"]) else None
+    street = opening_street(app_ctx.streets["code"], street)
     bounds = app_ctx.area_bounds.get(street) if street else app_ctx.bounds
     shared = app_ctx.cached(("staffing-map", lang, dash.get_relative_path("/")), lambda: _initial_map(app_ctx, lang))
     figure = with_map_view(shared, _view(bounds), uirevision=f"area:{street or ''}")
@@ -262,8 +265,9 @@ def layout(lang: str = "en", street: str | None = None, **_query: str) -> html.D
 
 
 def _initial_map(app_ctx: AppContext, lang: str) -> dict[str, Any]:
-    # Colours arrive with the first callback and the view is set per request (``?street=``), so the figure depends
-    # on the language alone and is built once per context: the polygons of 1,800 grids are 1.4 MB of JSON.
+    # Colours arrive with the first callback and the view is set per request (``?street=`` or the manager's own
+    # street), so the figure depends on the language alone and is built once per context: the polygons of 1,800
+    # grids are 1.4 MB of JSON.
     grids_url = dash.get_relative_path(app_ctx.geo_path("grids"))
     layers = staffing_layers(grids_source=grids_url,
                              communities_source=dash.get_relative_path(app_ctx.geo_path("communities")),

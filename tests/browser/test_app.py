@@ -13,7 +13,7 @@ import pytest
 from dashboards import ids
 from gridgov.auth import DEMO_PASSWORD, add_user
 from gridgov.config import Settings
-from tests.dash_calls import call_as_triggered, texts
+from tests.dash_calls import call_as_triggered, sign_in, texts
 from tests.fixtures import NOW, build_tiny
 
 
@@ -39,7 +39,7 @@ def test_health_layers_and_page(tiny_app: dash.Dash) -> None:
     client = tiny_app.server.test_client()
     assert client.get("/healthz").data == b"ok"
     assert client.get("/").status_code == 302  # to the login page
-    assert client.post("/login", data={"username": "manager", "password": DEMO_PASSWORD}).status_code == 302
+    assert sign_in(client, "manager", DEMO_PASSWORD).status_code == 302
     grids = client.get("/geo/grids.geojson").get_json()
     assert [f["id"] for f in grids["features"]] == ["G1", "G2", "G3", "G4"]
     assert client.get("/geo/streets.geojson").status_code == 200
