@@ -81,11 +81,6 @@ CSRF_FIELD = "csrf_token"
 #: ``Sec-Fetch-Site`` values of a request a cross-site page cannot cause: typed or bookmarked (``none``), or from a
 #: page of this server. A browser sets the header itself; a page's script cannot.
 _OWN_FETCH = ("same-origin", "none")
-# Kept here rather than in ``dashboards.i18n`` until the strings table takes it (both languages, same placeholders).
-_CSRF_REFUSED = {
-    "en": "This form has expired or did not come from this site. Nothing was changed; please try again.",
-    "zh": "表单已过期或并非来自本站，未做任何更改，请重试。",
-}
 
 
 class SessionUser(UserMixin):  # type: ignore[misc]
@@ -415,7 +410,7 @@ def _login() -> Response:
         username = request.form.get("username", "")
         if not _csrf_ok():
             log.info("access: sign-in for %r refused: missing or wrong CSRF token", username[:64])
-            return Response(_login_form(lang, username=username, error=_CSRF_REFUSED[lang],
+            return Response(_login_form(lang, username=username, error=t("login_csrf_refused", lang),
                                         next_path=request.values.get("next", "")), status=400, mimetype="text/html")
         if _too_many_failures(username):
             log.info("access: sign-in for %r refused after repeated failures", username[:64])
@@ -502,7 +497,8 @@ def _logout() -> Response:
 
 
 def _logout_page(user: User, lang: Lang, *, status: int = 200) -> Response:
-    error_html = (f'<p class="login-error" role="alert">{escape(_CSRF_REFUSED[lang])}</p>' if status == 400 else "")
+    refused = escape(t("login_csrf_refused", lang))
+    error_html = f'<p class="login-error" role="alert">{refused}</p>' if status == 400 else ""
     body = f"""
 <form class="login-card card" method="post" action="/logout{'?lang=zh' if lang == 'zh' else ''}">
   <h1>{escape(t("login_sign_out", lang))}</h1>

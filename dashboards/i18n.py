@@ -523,6 +523,9 @@ STRINGS: dict[str, dict[Lang, str]] = {
     "login_password": {"en": "Password", "zh": "密码"},
     "login_submit": {"en": "Sign in", "zh": "登录"},
     "login_failed": {"en": "Wrong user name or password.", "zh": "用户名或密码错误。"},
+    "login_csrf_refused": {"en": "This form has expired or did not come from this site. Nothing was changed; please "
+                                 "try again.",
+                           "zh": "表单已过期或并非来自本站，未做任何更改，请重试。"},
     "login_too_many": {"en": "Too many failed attempts for this user name; try again in a few minutes.",
                        "zh": "该用户名登录失败次数过多，请几分钟后再试。"},
     "login_sign_out": {"en": "Sign out", "zh": "退出"},
