@@ -38,7 +38,7 @@ from gridgov.auth import DEMO_PASSWORD  # noqa: E402
 NOW = "2026-07-01T09:00:00"
 
 
-def _port() -> int:
+def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
@@ -79,7 +79,7 @@ class Recorder:
                 self.first_error.setdefault(kind, detail[:200])
 
 
-def _login_token(session: requests.Session, base: str) -> str:
+def login_token(session: requests.Session, base: str) -> str:
     """The CSRF token of ``session``'s sign-in form (``GET /login``), to post back with the user name."""
     r = session.get(f"{base}/login", timeout=30)
     found = re.search(r'name="csrf_token" value="([^"]+)"', r.text)
@@ -91,7 +91,7 @@ def _login_token(session: requests.Session, base: str) -> str:
 def _session(base: str, user: str) -> requests.Session:
     s = requests.Session()
     r = s.post(f"{base}/login", data={"username": user, "password": DEMO_PASSWORD,
-                                      "csrf_token": _login_token(s, base)}, allow_redirects=False, timeout=30)
+                                      "csrf_token": login_token(s, base)}, allow_redirects=False, timeout=30)
     if r.status_code not in (302, 303):
         raise SystemExit(f"sign-in of {user} failed: {r.status_code} {r.text[:200]}")
     return s
@@ -118,7 +118,7 @@ def main(argv: list[str] | None = None) -> None:
     key = subprocess.run([sys.executable, "-m", "gridgov.cli", "apikey", "add", "load", "--name", "load test",
                           "--db", str(db)], check=True, cwd=REPO, env=env, capture_output=True,
                          text=True).stdout.strip().splitlines()[-1]
-    port = _port()
+    port = free_port()
     base = f"http://127.0.0.1:{port}"
     log = (tmp / "server.log").open("wb")
     server = subprocess.Popen([sys.executable, "-m", "gridgov.cli", "serve", "--demo", "--db", str(db), "--port",

@@ -40,7 +40,6 @@ import os
 import platform
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -58,6 +57,8 @@ import requests
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+
+from load import free_port, login_token  # noqa: E402  (benchmarks/load.py: the same sign-in and port)
 
 from gridgov import __version__  # noqa: E402
 from gridgov.auth import DEMO_PASSWORD  # noqa: E402
@@ -84,12 +85,6 @@ def _machine() -> str:
 
 def _load() -> str:
     return ", ".join(f"{x:.2f}" for x in os.getloadavg())
-
-
-def _port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 # -- the server and its memory -----------------------------------------------------------------------------------
@@ -358,15 +353,6 @@ class DashPage:
         return self.run(name, set(values))
 
 
-def _login_token(session: requests.Session, base: str) -> str:
-    """The CSRF token of ``session``'s sign-in form (``GET /login``), to post back with the user name."""
-    r = session.get(f"{base}/login", timeout=30)
-    found = re.search(r'name="csrf_token" value="([^"]+)"', r.text)
-    if found is None:
-        raise SystemExit(f"no sign-in form at {base}/login: {r.status_code} {r.text[:200]}")
-    return found.group(1)
-
-
 def first_load(base: str, session: requests.Session, log: ServerLog) -> tuple[DashPage, Action, dict[str, Any]]:
     """Open ``/`` as a browser does: the page shell, the callbacks it fires, the boundary files the map fetches."""
     shell: dict[str, Any] = {}
@@ -504,7 +490,7 @@ def main(argv: list[str] | None = None) -> None:
         rows.append(("build demo (s)", "1", _fmt(build_s), "", "", "", "", f"< {GOAL_BUILD_S:.0f} s",
                      _ok(build_s < GOAL_BUILD_S)))
 
-    port = _port()
+    port = free_port()
     base = f"http://127.0.0.1:{port}"
     log_path = tmp / "server.log"
     out = log_path.open("wb")
@@ -537,7 +523,7 @@ def main(argv: list[str] | None = None) -> None:
 
         session = requests.Session()
         r = session.post(f"{base}/login", data={"username": "manager", "password": DEMO_PASSWORD,
-                                                "csrf_token": _login_token(session, base)},
+                                                "csrf_token": login_token(session, base)},
                          allow_redirects=False, timeout=30)
         if r.status_code not in (302, 303):
             raise SystemExit(f"sign-in as manager failed: {r.status_code} {r.text[:200]}")
