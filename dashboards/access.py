@@ -1,7 +1,7 @@
 """Sign-in and server-side access control for the dashboard (``docs/access.md``).
 
 :func:`install` puts everything on the Flask server under a Dash app: Flask-Login sessions signed with a
-per-database secret, the ``/login`` and ``/logout`` routes, and a ``before_request`` guard that
+per-database secret (:func:`secret_key`), the ``/login`` and ``/logout`` routes, and a ``before_request`` guard that
 
 * lets through only ``/login``, ``/healthz`` and static files without a signed-in user;
 * lets each role open only its pages (:data:`ROLE_PAGES`), by URL and by Dash callback: a callback request names its
@@ -47,6 +47,7 @@ from dashboards.context import get_context
 from dashboards.i18n import Lang, normalize_lang, t
 from gridgov.auth import User, authenticate, visible_grids
 from gridgov.errors import AccessDenied
+from gridgov.store import Store, parse_location
 
 log = logging.getLogger("gridgov.dashboards")
 
@@ -173,18 +174,18 @@ def lang_of_request() -> Lang:
 
 
 # -- installation --------------------------------------------------------------------------------------------------
-def install(app: dash.Dash, db_path: Path) -> None:
-    """Add sign-in and the access guard to ``app`` (call once, from ``create_app``).
+def install(app: dash.Dash, location: Path | str) -> None:
+    """Add sign-in and the access guard to ``app`` (call once, from ``create_app``, after the context is set).
 
     Parameters
     ----------
     app
         The dashboard.
-    db_path
-        The database file; its session secret lives next to it (:func:`secret_key`).
+    location
+        The store location, which decides where the session secret lives (:func:`secret_key`).
     """
     server: Flask = app.server
-    server.secret_key = secret_key(db_path)
+    server.secret_key = secret_key(location, get_context().store)
     server.config.update(SESSION_COOKIE_HTTPONLY=True, SESSION_COOKIE_SAMESITE="Lax",
                          REMEMBER_COOKIE_HTTPONLY=True, REMEMBER_COOKIE_SAMESITE="Lax")
     manager = LoginManager()
@@ -232,13 +233,30 @@ def user_box_children(user: User | None, lang: str) -> list[Any]:
     ]
 
 
-def secret_key(db_path: Path) -> str:
-    """The key that signs session cookies: ``$GRIDGOV_SECRET_KEY``, else a random key kept in a file next to the
-    database (``<db>.secret``, readable by its owner only) and created on first start."""
+def secret_key(location: Path | str, store: Store | None = None) -> str:
+    """The key that signs session cookies.
+
+    ``$GRIDGOV_SECRET_KEY`` when set. Otherwise, for a DuckDB file, a random key kept in a file next to the database
+    (``<db>.secret``, readable by its owner only) and created on first start; for a PostgreSQL database (where there
+    is no file, and every server process must sign alike) a random key kept in the database itself (``meta`` key
+    ``session_secret``), created once by whichever process starts first.
+
+    Parameters
+    ----------
+    location
+        The store location (``Settings.db_path``).
+    store
+        The open store; needed for a PostgreSQL location.
+    """
     from_env = os.environ.get(SECRET_ENV)
     if from_env:
         return from_env
-    path = Path(db_path).with_name(Path(db_path).name + ".secret")
+    backend, target = parse_location(location)
+    if backend == "postgresql":
+        if store is None:
+            raise ValueError("`store` is needed for the session secret of a postgresql:// location, got None")
+        return store.shared_secret(secrets.token_hex(32))
+    path = Path(target).with_name(Path(target).name + ".secret")
     try:
         return path.read_text(encoding="ascii").strip()
     except FileNotFoundError:

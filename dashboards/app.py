@@ -1,4 +1,9 @@
-"""The Dash app factory: one store, static data loaded once, Dash Pages under a shared top bar."""
+"""The Dash app factory: one store, static data loaded once, Dash Pages under a shared top bar.
+
+``create_app`` builds the app of one process. On a PostgreSQL store any number of processes may serve it at once
+(``dashboards/wsgi.py`` under gunicorn, ``docs/deploy.md``): each follows the others' writes through the store's stamp
+(:mod:`dashboards.context`, :mod:`dashboards.live`) and all sign sessions with the secret kept in the database.
+"""
 
 from __future__ import annotations
 
@@ -34,7 +39,7 @@ def _setup_logging() -> None:
 
 
 def create_app(settings: Settings) -> dash.Dash:
-    """Build the dashboard for one database file.
+    """Build the dashboard for one store (a DuckDB file or a PostgreSQL database).
 
     Opens the one read-write :class:`gridgov.store.Store` of this process, loads the static data of the current
     layout (grid GeoJSON, admin areas, categories) once, and registers the pages in ``dashboards/pages``.
@@ -42,7 +47,7 @@ def create_app(settings: Settings) -> dash.Dash:
     Parameters
     ----------
     settings
-        Database path and clock; tests pass settings pointing at a temporary file.
+        Store location and clock; tests pass settings pointing at a temporary file or database.
 
     Returns
     -------
@@ -67,15 +72,27 @@ def create_app(settings: Settings) -> dash.Dash:
     )
     app.layout = _shell
     _register_routes(app)
+    # Before the access guard: a request of a process that shares its store first takes in what other processes
+    # changed (a clock read, and at most every couple of seconds one small query), even an intake API request,
+    # whose placing context follows the reload.
+    app.server.before_request(_follow_store)
     access.install(app, settings.db_path)
     # The intake API (docs/api.md) places new cases on the current layout: it re-reads it after an adoption.
     intake_api = api.install(app.server, store, settings)
     on_reload(lambda _ctx: intake_api.reload())
     intake_api.listeners.append(live.bump)  # open pages show a new case within seconds
     _register_shell_callbacks(app)
+    # Dash completes its setup (the callback map among it) at the first request, and marks it done as it starts:
+    # with several threads, requests arriving alongside the first found no callbacks yet (a freshly started gunicorn
+    # worker answered 400). One request now, before the server accepts any, does the setup alone.
+    app.server.test_client().get("/healthz")
     log.info("app ready in %.0f ms: %s, layout %s with %d grids", (time.perf_counter() - started) * 1000,
-             settings.db_path, ctx.layout_id, len(ctx.grids))
+             store.label, ctx.layout_id, len(ctx.grids))
     return app
+
+
+def _follow_store() -> None:
+    get_context()
 
 
 def _shell() -> html.Div:

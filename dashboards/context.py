@@ -6,13 +6,19 @@ call :func:`get_context` at request time (never keep it at import), so that :fun
 the current layout (the Planner's adopt and undo) reaches every page. Keeping it in a
 module rather than in a closure lets page modules stay plain modules that Dash Pages imports by itself.
 
-One process serves one app (the server is the database's single writer), so one module-level context suffices.
+One process serves one app, so one module-level context suffices. On a DuckDB file that process is the database's
+single writer and sees every change itself. On PostgreSQL several processes (gunicorn workers, several servers) share
+the database: each compares the store's :class:`~gridgov.store.revision.Stamp` at most every :data:`FOLLOW_S`
+seconds (one small query per process, whatever the number of requests) and reloads its context when another process
+adopted a layout or imported data; :func:`shared_stamp` also tells :mod:`dashboards.live` when cases arrived.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import threading
+import time
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -23,8 +29,12 @@ import pandas as pd
 from dashboards.figures import bilingual, to_geojson
 from gridgov.config import Settings
 from gridgov.store import Store
+from gridgov.store.revision import Stamp
 
 T = TypeVar("T")
+log = logging.getLogger("gridgov.dashboards")
+#: Seconds a process sharing its store with others goes without asking whether they changed it.
+FOLLOW_S = 2.0
 _GRID_ATTRS = ["grid_code", "community_code", "street_code", "n_units", "area_m2", "households", "population"]
 
 
@@ -59,6 +69,10 @@ class AppContext:
         The category table.
     time_range
         First and last report time in the store when the app started (date picker limits).
+    revision
+        How many times this process reloaded its context.
+    stamp
+        On a shared (PostgreSQL) store, :attr:`Stamp.static` as read just before loading; None on DuckDB.
     """
 
     settings: Settings
@@ -76,6 +90,7 @@ class AppContext:
     time_range: tuple[datetime, datetime] | None
     grid_features: dict[str, dict[str, Any]] = field(default_factory=dict)
     revision: int = 0
+    stamp: tuple[int, ...] | None = None
     _cache: dict[Hashable, Any] = field(default_factory=dict, init=False, repr=False, compare=False)
     _cache_lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False, compare=False)
 
@@ -114,6 +129,44 @@ _RELOAD = threading.Lock()
 _LISTENERS: list[Callable[[AppContext], None]] = []
 
 
+class _Follower:
+    """The store's stamp as this process last read it, re-read when older than ``interval`` seconds."""
+
+    def __init__(self, store: Store, interval: float) -> None:
+        self.store = store
+        self.interval = interval
+        self._lock = threading.Lock()
+        self._stamp: Stamp | None = None
+        self._read_at = float("-inf")
+
+    def stamp(self, *, wait: bool) -> Stamp | None:
+        """The stamp, re-read when due; None (or the previous one) when ``wait`` is False and another thread is
+        reading it right now."""
+        if time.monotonic() - self._read_at < self.interval:
+            return self._stamp
+        if not self._lock.acquire(blocking=wait):
+            return self._stamp
+        try:
+            if time.monotonic() - self._read_at >= self.interval:
+                self._stamp = self.store.stamp()
+                self._read_at = time.monotonic()
+            return self._stamp
+        finally:
+            self._lock.release()
+
+    def expire(self) -> None:
+        """Re-read the stamp at the next ask (this process just wrote)."""
+        self._read_at = float("-inf")
+
+
+_FOLLOWER: _Follower | None = None
+
+
+def _shared(store: Store) -> bool:
+    # Only a PostgreSQL store can have writers in other processes; a DuckDB file has one, this server.
+    return getattr(store, "backend", "duckdb") == "postgresql"
+
+
 def load_context(settings: Settings, store: Store, *, revision: int = 0) -> AppContext:
     """Read the static data of the current layout from ``store`` (a handful of queries, once).
 
@@ -130,6 +183,9 @@ def load_context(settings: Settings, store: Store, *, revision: int = 0) -> AppC
     -------
     AppContext
     """
+    # Read before the data: a change landing during the load makes the stamp older than the data, so the next check
+    # reloads once more rather than missing the change.
+    stamp = store.stamp().static if _shared(store) else None
     layout_id = store.current_layout_id()
     areas = store.admin_areas()
     areas["label"] = [bilingual(z, e) for z, e in zip(areas["name"], areas["name_en"], strict=True)]
@@ -171,6 +227,7 @@ def load_context(settings: Settings, store: Store, *, revision: int = 0) -> AppC
         time_range=store.incident_time_range(),
         grid_features={f["id"]: f for f in grid_geojson["features"]},
         revision=revision,
+        stamp=stamp,
     )
 
 
@@ -179,28 +236,69 @@ def _district_name(meta: dict[str, str]) -> str:
 
 
 def set_context(ctx: AppContext) -> None:
-    """Install the context that pages and callbacks of this process use."""
-    global _CONTEXT
+    """Install the context that pages and callbacks of this process use.
+
+    On a PostgreSQL store the process also starts following other processes' writes (:func:`get_context`).
+    """
+    global _CONTEXT, _FOLLOWER
     _CONTEXT = ctx
+    _FOLLOWER = _Follower(ctx.store, FOLLOW_S) if _shared(ctx.store) else None
 
 
 def get_context() -> AppContext:
-    """The context installed by ``create_app``.
+    """The context installed by ``create_app``, reloaded first when another process changed what it holds.
+
+    The check costs a clock read; at most every :data:`FOLLOW_S` seconds one request of the process reads the
+    store's stamp (never on a DuckDB file, which no other process writes while the server runs).
 
     Raises
     ------
     RuntimeError
         When no app has been created in this process.
     """
-    if _CONTEXT is None:
+    ctx = _CONTEXT
+    if ctx is None:
         raise RuntimeError("no dashboard context: build the app with dashboards.app.create_app(settings) first")
-    return _CONTEXT
+    follower = _FOLLOWER
+    if follower is None or ctx.stamp is None:
+        return ctx
+    stamp = follower.stamp(wait=False)
+    if stamp is None or stamp.static == ctx.stamp:
+        return ctx
+    # Another process adopted a layout, imported cases or changed the roster. One request reloads; the others
+    # keep the context they have until it is installed.
+    if not _RELOAD.acquire(blocking=False):
+        return ctx
+    try:
+        if _CONTEXT is not ctx:
+            return _CONTEXT
+        log.info("context: the store changed in another process (%s -> %s): reloading", ctx.stamp, stamp.static)
+        new = _reload_locked(ctx)
+    finally:
+        _RELOAD.release()
+    _notify(new)
+    return new
+
+
+def shared_stamp() -> Stamp | None:
+    """The store's stamp (at most :data:`FOLLOW_S` seconds old) when this process shares its store with others;
+    None on a DuckDB file."""
+    follower = _FOLLOWER
+    return follower.stamp(wait=True) if follower is not None else None
+
+
+def expire_stamp() -> None:
+    """Make the next :func:`shared_stamp` re-read the store (after a write of this process)."""
+    follower = _FOLLOWER
+    if follower is not None:
+        follower.expire()
 
 
 def reload_context() -> AppContext:
     """Re-read the static data from the store (after the current layout changed) and install it.
 
-    Requests already running keep the context they started with; every later request sees the new one.
+    Requests already running keep the context they started with; every later request sees the new one. Other
+    processes on a shared store reload by themselves within :data:`FOLLOW_S` seconds (:func:`get_context`).
 
     Raises
     ------
@@ -208,13 +306,25 @@ def reload_context() -> AppContext:
         When no app has been created in this process.
     """
     with _RELOAD:
-        old = get_context()
-        ctx = load_context(old.settings, old.store, revision=old.revision + 1)
-        set_context(ctx)
-        listeners = list(_LISTENERS)
-    for listener in listeners:
-        listener(ctx)
+        old = _CONTEXT
+        if old is None:
+            raise RuntimeError("no dashboard context: build the app with dashboards.app.create_app(settings) first")
+        ctx = _reload_locked(old)
+    _notify(ctx)
     return ctx
+
+
+def _reload_locked(old: AppContext) -> AppContext:
+    global _CONTEXT
+    ctx = load_context(old.settings, old.store, revision=old.revision + 1)
+    _CONTEXT = ctx
+    expire_stamp()  # the cached stamp predates the change this reload follows
+    return ctx
+
+
+def _notify(ctx: AppContext) -> None:
+    for listener in list(_LISTENERS):
+        listener(ctx)
 
 
 def on_reload(listener: Callable[[AppContext], None]) -> None:

@@ -22,13 +22,14 @@ console = Console()
 err_console = Console(stderr=True)
 
 DbOption = Annotated[
-    Path | None,
-    typer.Option("--db", help="DuckDB file (default: $GRIDGOV_DB, else var/gridgov.duckdb).", show_default=False),
+    str | None,
+    typer.Option("--db", help="DuckDB file or postgresql:// URL (default: $GRIDGOV_DB, else var/gridgov.duckdb).",
+                 show_default=False),
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON object instead of a table.")]
 
 
-def _settings(db: Path | None) -> Settings:
+def _settings(db: str | None) -> Settings:
     return Settings.from_env(db_path=db)
 
 
@@ -46,8 +47,9 @@ def demo(
     force: Annotated[bool, typer.Option("--force", help="Replace an existing database file.")] = False,
     json_out: JsonOption = False,
 ) -> None:
-    """Build the deterministic demo district into a new database file."""
+    """Build the deterministic demo district into a new database file (or an empty PostgreSQL database)."""
     from gridgov.demo import build_demo_file
+    from gridgov.store import describe_location
 
     settings = _settings(db)
     summary = build_demo_file(settings.db_path, size=size, seed=seed, as_of=as_of, force=force,
@@ -55,7 +57,7 @@ def demo(
     if json_out:
         _print_json(summary)
     else:
-        console.print(f"[green]demo district built[/green] in {settings.db_path}: "
+        console.print(f"[green]demo district built[/green] in {describe_location(settings.db_path)}: "
                       + ", ".join(f"{k} {v}" for k, v in summary.items() if k != "db"))
 
 
@@ -96,11 +98,10 @@ def ingest(
 def categories(db: DbOption = None, json_out: JsonOption = False) -> None:
     """List the incident taxonomy: code, names, class, SLA (working hours), handling minutes."""
     from gridgov.incidents import load_categories
+    from gridgov.store import Store, location_exists
 
     settings = _settings(db)
-    if settings.db_path.exists():
-        from gridgov.store import Store
-
+    if location_exists(settings.db_path):
         with Store(settings.db_path, read_only=True) as store:
             df = store.categories()
     else:
@@ -117,13 +118,13 @@ def categories(db: DbOption = None, json_out: JsonOption = False) -> None:
 @app.command()
 def info(db: DbOption = None, json_out: JsonOption = False) -> None:
     """Counts in the store: admin areas, units, grids, workers, incidents, open, overdue, bounding box."""
-    from gridgov.store import Store
+    from gridgov.store import Store, describe_location
 
     settings = _settings(db)
     with Store(settings.db_path, read_only=True) as store:
         out = store.counts(now=settings.clock())
         out["bbox"] = store.district_bounds()
-        out["db"] = str(settings.db_path)
+        out["db"] = describe_location(settings.db_path)
         out["schema_version"] = store.schema_version
         out["meta"] = store.meta()
     if json_out:
@@ -148,11 +149,55 @@ def serve(
     debug: Annotated[bool, typer.Option(help="Dash debug mode (reloader off).")] = False,
     demo: Annotated[bool, typer.Option("--demo", help="Serve a demo: allow users who still have the published "
                                        "demo password (refused otherwise).")] = False,
+    workers: Annotated[int, typer.Option("--workers", help="Server processes; more than 1 runs gunicorn and needs a "
+                                         "postgresql:// store (docs/deploy.md).")] = 1,
 ) -> None:
-    """Run the dashboard; builds the demo district first when the database file does not exist."""
+    """Run the dashboard; builds the demo district first when the database file does not exist (or, with --demo,
+    when the PostgreSQL database is empty)."""
     from gridgov.serve import run
 
-    run(_settings(db).replace(port=port, host=host), demo_size=demo_size, debug=debug, demo=demo)
+    run(_settings(db).replace(port=port, host=host), demo_size=demo_size, debug=debug, demo=demo, workers=workers)
+
+
+@app.command("migrate")
+def migrate_cmd(
+    source: Annotated[str, typer.Option("--from", help="The store to copy: DuckDB file, duckdb:///path or "
+                                        "postgresql:// URL (read only).", show_default=False)],
+    target: Annotated[str, typer.Option("--to", help="The new store: a DuckDB file (created) or an empty "
+                                        "PostgreSQL database.", show_default=False)],
+    batch_rows: Annotated[int, typer.Option("--batch-rows", help="Rows per chunk read and written.")] = 100_000,
+    json_out: JsonOption = False,
+) -> None:
+    """Copy a deployment into a new, empty store (DuckDB ↔ PostgreSQL) in one transaction, then verify every table
+    by row count and checksum; exits 1 when a table differs."""
+    from gridgov.migrate import migrate
+
+    if json_out:
+        report = migrate(source, target, batch_rows=batch_rows)
+    else:
+        with err_console.status("opening the stores") as status:
+            def show(phase: str, table: str) -> None:
+                status.update(f"{'copying' if phase == 'copy' else 'verifying'} {table}")
+
+            report = migrate(source, target, batch_rows=batch_rows, progress=show)
+    if json_out:
+        _print_json(report.to_dict())
+    else:
+        table = Table("table", "rows", "checksum", "seconds", "rows/s", "target")
+        for t in report.tables:
+            rate = "" if t.rows_per_s is None or t.rows == 0 else f"{t.rows_per_s:,.0f}"
+            check = "[green]ok[/green]" if t.ok else \
+                f"[red]MISMATCH[/red]: {t.target_rows:,} rows, checksum {t.target_checksum}"
+            table.add_row(t.table, f"{t.rows:,}", t.checksum, f"{t.seconds:.2f}", rate, check)
+        console.print(table)
+        rate = "" if report.rows_per_s is None else f" ({report.rows_per_s:,.0f} rows/s)"
+        console.print(f"{report.rows:,} rows from {report.source} to {report.target} in {report.seconds:.1f} s{rate}; "
+                      f"read back and checked in {report.verify_seconds:.1f} s", markup=False, highlight=False)
+    if not report.ok:
+        err_console.print(f"[red]the target differs from the source in {', '.join(report.mismatched)}[/red]: "
+                          "compare the rows and checksums above; the copy is committed, so drop the target before "
+                          "trying again")
+        raise typer.Exit(1)
 
 
 # -- admin areas, units, layouts ------------------------------------------------------------------------------------

@@ -14,7 +14,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from gridgov.errors import InputError
+from gridgov.errors import GridgovError, InputError
 
 DEFAULT_DB = Path("var") / "gridgov.duckdb"
 
@@ -78,7 +78,8 @@ class Settings:
     Parameters
     ----------
     db_path
-        The DuckDB file. Created (with its folder) on first use.
+        Where the store lives: a DuckDB file (created with its folder on first use; also ``duckdb:///path``) or a
+        ``postgresql://user@host:port/database`` URL (kept as text; see docs/scaling.md).
     categories_path
         A city's own category/SLA table; ``None`` uses ``geodata/categories.csv``.
     calendar
@@ -94,7 +95,7 @@ class Settings:
         :class:`gridgov.staffing.StaffingParams`; what it leaves out keeps its default.
     """
 
-    db_path: Path = DEFAULT_DB
+    db_path: Path | str = DEFAULT_DB
     categories_path: Path | None = None
     calendar: WorkCalendar = field(default_factory=WorkCalendar)
     standard_week_hours: float = 40.0
@@ -104,7 +105,7 @@ class Settings:
     staffing: dict[str, Any] = field(default_factory=dict, hash=False)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "db_path", Path(self.db_path))
+        object.__setattr__(self, "db_path", store_location(self.db_path))
         if self.categories_path is not None:
             object.__setattr__(self, "categories_path", Path(self.categories_path))
         if self.standard_week_hours <= 0:
@@ -140,13 +141,32 @@ class Settings:
         if cfg:
             values.update(_read_toml(Path(cfg)))
         if os.environ.get("GRIDGOV_DB"):
-            values["db_path"] = Path(os.environ["GRIDGOV_DB"])
+            values["db_path"] = os.environ["GRIDGOV_DB"]
         if os.environ.get("GRIDGOV_NOW"):
             values["now"] = _parse_now(os.environ["GRIDGOV_NOW"], "GRIDGOV_NOW")
         if db_path is not None:
-            values["db_path"] = Path(db_path)
+            values["db_path"] = db_path
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)
+
+
+def store_location(location: Path | str) -> Path | str:
+    """A store location as settings keep it: a :class:`~pathlib.Path` for a DuckDB file, the URL text for
+    PostgreSQL (a ``Path`` would fold its ``//``).
+
+    Examples
+    --------
+    >>> store_location("duckdb:///srv/g.duckdb")
+    PosixPath('/srv/g.duckdb')
+    >>> store_location("postgresql://gridgov@db:5432/city")
+    'postgresql://gridgov@db:5432/city'
+    """
+    from gridgov.store.connection import parse_location
+
+    try:
+        return parse_location(location)[1]
+    except GridgovError as exc:
+        raise InputError(str(exc), field="db_path") from None
 
 
 def _parse_now(value: str, name: str) -> datetime:

@@ -39,7 +39,7 @@ from gridgov.codes import assign_grid_codes, reading_order
 from gridgov.config import WorkCalendar
 from gridgov.errors import InputError, StoreError
 from gridgov.incidents import due_times, load_categories
-from gridgov.store import Store
+from gridgov.store import Store, describe_location, parse_location
 
 SIZES: tuple[str, ...] = ("small", "medium", "large")
 DISTRICT_CODE = "990100"  # deliberately not a GB/T 2260 code: the demo must never pass for real data
@@ -1769,7 +1769,8 @@ def build_demo(store: Store, *, size: str = "medium", seed: int = 0, as_of: date
     day = _parse_as_of(as_of)
     existing = store.counts(now=datetime.combine(day, time()))
     if existing["units"] or existing["incidents"] or any(existing["admin_areas"].values()):
-        raise StoreError(f"{store.path} already holds a district; build the demo into a new file")
+        raise StoreError(f"{store.label} already holds a district; build the demo into a new file "
+                         "(or an empty database)")
     t0 = perf_counter()
     log = _Progress(progress)
     root = np.random.default_rng(seed)
@@ -1915,12 +1916,14 @@ def build_demo_file(path: Path | str, *, size: str = "medium", seed: int = 0, as
     """Build the demo district into a new database file.
 
     The build goes into a temporary file next to ``path`` that is renamed into place at the end, so an interrupted
-    build never leaves a half-written database behind.
+    build never leaves a half-written database behind. A ``postgresql://`` URL names an existing database that
+    must hold no district yet; the demo is written into it (``force`` cannot replace a server database: drop and
+    create it with its administrator's tools).
 
     Parameters
     ----------
     path
-        The DuckDB file to create.
+        The DuckDB file to create, or a PostgreSQL database URL.
     size, seed, as_of, progress
         As in :func:`build_demo`.
     force
@@ -1937,10 +1940,16 @@ def build_demo_file(path: Path | str, *, size: str = "medium", seed: int = 0, as
         When ``path`` exists and ``force`` is not set, or an argument is invalid.
     """
     t0 = perf_counter()
-    target = Path(path)
     _check_size(size)
     _check_seed(seed)
     _parse_as_of(as_of)
+    backend, location = parse_location(path)
+    if backend == "postgresql":
+        with Store(location) as store:
+            summary = build_demo(store, size=size, seed=seed, as_of=as_of, progress=progress)
+            store.refresh_statistics(store.transfer_tables())  # the planner's view of the new rows, at once
+        return {"db": describe_location(location), **summary, "seconds": round(perf_counter() - t0, 1)}
+    target = Path(location)
     if target.exists() and not force:
         raise InputError(f"{target} already exists; pass --force (force=True) to replace it", field="force")
     target.parent.mkdir(parents=True, exist_ok=True)

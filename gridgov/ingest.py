@@ -1660,7 +1660,7 @@ def _run(store: Store, reader: _Reader, rules: IngestRules, *, label: str, sha25
         if existing is not None:
             return _already(existing, label, content, started)
         if index is None:
-            raise StoreError(f"{store.path} has no unit grids; build the district (e.g. `gridgov demo`) before "
+            raise StoreError(f"{store.label} has no unit grids; build the district (e.g. `gridgov demo`) before "
                              "importing incidents")
         return _stage_and_publish(store, ahead, rules, reader=reader, ext_field=bound.get("external_id", "external_id"),
                                   label=label, sha256=content, progress=progress, started=started)

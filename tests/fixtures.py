@@ -64,7 +64,7 @@ def unit_center_lonlat(unit_id: int) -> tuple[float, float]:
     return (pt.x, pt.y)
 
 
-def build_tiny(path: Path) -> Store:
+def build_tiny(path: Path | str) -> Store:
     """Write the tiny district to ``path`` and return the open store."""
     store = Store(path)
     cats = load_categories()

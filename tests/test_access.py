@@ -156,7 +156,7 @@ def test_personal_data_is_masked_for_all_but_managers() -> None:
 
 
 def test_user_commands(tiny_store: Store) -> None:
-    path = tiny_store.path
+    path = tiny_store.location
     tiny_store.close()
 
     def run(*args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:

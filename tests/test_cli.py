@@ -26,7 +26,7 @@ def test_categories_json_lists_the_taxonomy() -> None:
 
 
 def test_info_json_counts_the_store(tiny_store: Store) -> None:
-    path = tiny_store.path
+    path = tiny_store.location
     tiny_store.close()
     out = gridgov("info", "--json", "--db", str(path), env={"GRIDGOV_NOW": "2026-06-10T12:00"})
     assert out.returncode == 0, out.stderr
@@ -38,7 +38,7 @@ def test_info_json_counts_the_store(tiny_store: Store) -> None:
 
 
 def test_db_defaults_to_env(tiny_store: Store, tmp_path: Path) -> None:
-    path = tiny_store.path
+    path = tiny_store.location
     tiny_store.close()
     out = gridgov("info", "--json", env={"GRIDGOV_DB": str(path)})
     assert out.returncode == 0, out.stderr

@@ -132,7 +132,7 @@ def test_context_cache_builds_once_per_context(tiny_store: Store) -> None:
     from dashboards.context import load_context
     from gridgov.config import Settings
 
-    settings = Settings(db_path=tiny_store.path, now=NOW)
+    settings = Settings(db_path=tiny_store.location, now=NOW)
     ctx = load_context(settings, tiny_store)
     built: list[str] = []
     first = ctx.cached(("map", "en"), lambda: built.append("en") or {"lang": "en"})

@@ -137,7 +137,7 @@ def _batch_ids(store: Store, batch_id: int) -> list[int]:
 def _no_duplicate_keys(store: Store) -> None:
     assert store.df("SELECT count(*) - count(DISTINCT incident_id) AS d FROM incident")["d"].iloc[0] == 0
     dup = store.df("SELECT source, external_id FROM incident WHERE external_id IS NOT NULL "
-                   "GROUP BY ALL HAVING count(*) > 1")
+                   "GROUP BY source, external_id HAVING count(*) > 1")
     assert dup.empty, dup
 
 

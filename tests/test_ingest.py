@@ -571,7 +571,7 @@ ingest.ingest_file(Store(sys.argv[1]), sys.argv[2])
 
 def test_a_crash_mid_import_leaves_no_partial_batch(tiny_store: Store, tmp_path: Path) -> None:
     path = _write_csv(tmp_path / "kill.csv", [_row(f"C{i}", 1 + i % 8) for i in range(6)])
-    db = tiny_store.path
+    db = tiny_store.location
     before = _counts(tiny_store)
     tiny_store.close()
     proc = subprocess.run([sys.executable, "-c", _CRASH_SCRIPT, str(db), str(path)], capture_output=True,
@@ -653,7 +653,7 @@ def test_validate_without_a_database() -> None:
 # Command line
 # ---------------------------------------------------------------------------------------------------------------
 def test_cli_ingest_json(tiny_store: Store, tmp_path: Path) -> None:
-    db = tiny_store.path
+    db = tiny_store.location
     path = _write_csv(tmp_path / "cli.csv", [_row("L1", 1), _row("L2", lonlat=FAR), _row("T2", 2, source="fixture")])
     tiny_store.close()
     cmd = [sys.executable, "-m", "gridgov.cli", "ingest", str(path), "--db", str(db), "--json"]

@@ -6,7 +6,11 @@ import duckdb
 import geopandas as gpd
 import pandas as pd
 
-from gridgov.store.connection import Connection, first_row, geo_arrow
+from gridgov.store.connection import Connection, first_row, geo_arrow, upsert
+from gridgov.store.revision import SESSION_SECRET_KEY
+
+#: Set one ``meta`` entry (key, value), replacing its value.
+META_UPSERT = upsert("meta", ("key",), ("key", "value"), "VALUES (?, ?)")
 
 
 def insert_units(con: duckdb.DuckDBPyConnection, units: gpd.GeoDataFrame) -> None:
@@ -27,11 +31,12 @@ class AreasMixin(Connection):
         """Insert or replace metadata entries (district name, metric CRS, demo seed …)."""
         with self.transaction() as con:
             for key, value in values.items():
-                con.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", [key, str(value)])
+                con.execute(META_UPSERT, [key, str(value)])
 
     def meta(self) -> dict[str, str]:
-        """All metadata entries."""
-        return dict(self.con.execute("SELECT key, value FROM meta ORDER BY key").fetchall())
+        """All metadata entries but the session secret (which ``gridgov info`` would otherwise print)."""
+        return dict(self.con.execute("SELECT key, value FROM meta WHERE key <> ? ORDER BY key",
+                                     [SESSION_SECRET_KEY]).fetchall())
 
     def write_admin_areas(self, areas: gpd.GeoDataFrame, *, replace: bool = False) -> None:
         """Store admin areas (columns ``code, name, level, parent_code, area_m2``, optional ``name_en``; EPSG:4326).

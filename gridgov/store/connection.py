@@ -1,8 +1,15 @@
-"""Opening the DuckDB file: spatial extension, migrations, the single-writer rule."""
+"""Opening the store: a DuckDB file (the default) or a PostgreSQL/PostGIS database, migrations, one writer at a time.
+
+Where the store lives is a *location*: a file path or ``duckdb:///path`` for DuckDB, ``postgresql://…`` for
+PostgreSQL (:func:`parse_location`). The query modules are written once against the cursor interface of DuckDB;
+:mod:`gridgov.store.postgres` gives PostgreSQL connections the same interface.
+"""
 
 from __future__ import annotations
 
+import os
 import re
+import tempfile
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -18,10 +25,51 @@ import pyarrow as pa
 import shapely
 
 from gridgov.errors import ExtensionMissingError, SchemaVersionError, StoreBusyError, StoreError
+from gridgov.store import postgres
 
 _MIGRATION_NAME = re.compile(r"^(\d{3})_([a-z0-9_]+)\.sql$")
 #: DuckDB settings that :func:`local_setting` may change for a block.
 _LOCAL_SETTINGS = frozenset({"perfect_ht_threshold", "preserve_insertion_order"})
+
+
+def parse_location(location: Path | str) -> tuple[str, Path | str]:
+    """Which backend a store location names, and its file path or connection URL.
+
+    Examples
+    --------
+    >>> parse_location("var/g.duckdb")
+    ('duckdb', PosixPath('var/g.duckdb'))
+    >>> parse_location("duckdb:///srv/g.duckdb")
+    ('duckdb', PosixPath('/srv/g.duckdb'))
+    >>> parse_location("postgresql://gridgov@db.example:5432/city")
+    ('postgresql', 'postgresql://gridgov@db.example:5432/city')
+    """
+    if isinstance(location, Path):
+        return "duckdb", location
+    text = str(location)
+    scheme, sep, rest = text.partition("://")
+    if not sep:
+        return "duckdb", Path(text)
+    if scheme == "duckdb":
+        if not rest.startswith("/"):
+            raise StoreError(f"a DuckDB URL is duckdb:///path/to/file.duckdb (three slashes), got {text!r}")
+        # duckdb:///abs/path and duckdb:///./relative both name a file; the first slash ends the empty host.
+        return "duckdb", Path(rest[1:] if rest.startswith("/./") else rest)
+    if scheme in postgres.SCHEMES:
+        return "postgresql", text
+    raise StoreError(f"unknown store location {text!r}: use a file path, duckdb:///path or postgresql://…")
+
+
+def describe_location(location: Path | str) -> str:
+    """The location as shown to people (a URL without its password)."""
+    backend, target = parse_location(location)
+    return postgres.redacted(str(target)) if backend == "postgresql" else str(target)
+
+
+def location_exists(location: Path | str) -> bool:
+    """Whether a DuckDB file exists; a PostgreSQL database is taken to exist (it is created by its administrator)."""
+    backend, target = parse_location(location)
+    return backend == "postgresql" or Path(target).exists()
 
 
 def first_row(result: duckdb.DuckDBPyConnection) -> tuple[Any, ...] | None:
@@ -32,6 +80,20 @@ def first_row(result: duckdb.DuckDBPyConnection) -> tuple[Any, ...] | None:
     """
     rows = result.fetchall()
     return rows[0] if rows else None
+
+
+def upsert(table: str, keys: tuple[str, ...], columns: tuple[str, ...], source: str) -> str:
+    """``INSERT INTO table (columns) <source> ON CONFLICT (keys) DO UPDATE SET …``: insert rows, replacing those
+    whose key exists (DuckDB and PostgreSQL both read this form). Names are the store's constants, never input.
+
+    Examples
+    --------
+    >>> upsert("meta", ("key",), ("key", "value"), "VALUES (?, ?)")
+    'INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value'
+    """
+    sets = ", ".join(f"{c} = excluded.{c}" for c in columns if c not in keys)
+    return (f"INSERT INTO {table} ({', '.join(columns)}) {source} ON CONFLICT ({', '.join(keys)}) "
+            f"DO UPDATE SET {sets}")
 
 
 def in_ids(column: str, n: int) -> str:
@@ -59,6 +121,9 @@ def local_setting(con: duckdb.DuckDBPyConnection, name: str, value: Any) -> Iter
     """
     if name not in _LOCAL_SETTINGS:
         raise StoreError(f"setting {name!r} is not one the store changes; known: {sorted(_LOCAL_SETTINGS)}")
+    if isinstance(con, postgres.PgCursor):  # DuckDB's planner settings; PostgreSQL has no such knobs
+        yield
+        return
     old = first_row(con.execute("SELECT current_setting(?)", [name]))
     con.execute(f"SET {name} = ?", [value])
     try:
@@ -113,25 +178,53 @@ def latest_version() -> int:
 
 
 class Connection:
-    """Owns one DuckDB connection to the file and hands out a cursor per thread.
+    """Owns the store's connection and hands out a cursor per thread.
 
     Parameters
     ----------
     path
-        The database file; its folder is created when missing.
+        The location (:func:`parse_location`): a DuckDB file, whose folder is created when missing, or a
+        ``postgresql://`` URL of an existing database (PostGIS is enabled in it on first open).
     read_only
-        Open without the write lock (several readers may share a file that no writer holds).
+        Open without the write lock (several readers may share a file that no writer holds); on PostgreSQL, every
+        transaction is read-only.
+
+    Attributes
+    ----------
+    location
+        Where the store lives, as given to :func:`parse_location` would return it: the file's path or the URL.
+    backend
+        ``"duckdb"`` or ``"postgresql"``.
+    path
+        The DuckDB file; for PostgreSQL a private scratch path of this process (an import stages next to it).
+    label
+        The location as shown in messages (no password).
     """
 
     def __init__(self, path: Path | str, *, read_only: bool = False) -> None:
-        self.path = Path(path)
+        self.backend, target = parse_location(path)
+        self.location: Path | str = target
         self.read_only = read_only
-        if not read_only:
+        self._local = threading.local()
+        self._lock = threading.RLock()
+        # Held by a running import while it stages (not the write lock: staging must not stop other writes); it
+        # keeps two imports of this process from sharing the scratch folder.
+        self._import_lock = threading.Lock()
+        if self.backend == "postgresql":
+            self._open_postgres(str(target))
+        else:
+            self._open_duckdb(Path(target))
+        self._migrate()
+
+    def _open_duckdb(self, path: Path) -> None:
+        self.path = path
+        self.label = str(path)
+        if not self.read_only:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         elif not self.path.exists():
             raise StoreError(f"database file {self.path} does not exist; build it with `gridgov demo`")
         try:
-            self._con = duckdb.connect(str(self.path), read_only=read_only)
+            self._con = duckdb.connect(str(self.path), read_only=self.read_only)
         except duckdb.IOException as exc:
             if "lock" in str(exc).lower():
                 raise StoreBusyError(
@@ -141,12 +234,17 @@ class Connection:
             raise StoreError(f"cannot open {self.path}: {exc}") from exc
         load_spatial(self._con)
         _quiet(self._con)
-        self._local = threading.local()
-        self._lock = threading.RLock()
-        # Held by a running import while it stages (not the write lock: staging must not stop other writes); it
-        # keeps two imports of this process from sharing the scratch folder.
-        self._import_lock = threading.Lock()
-        self._migrate()
+
+    def _open_postgres(self, url: str) -> None:
+        self.url = url
+        self.label = postgres.redacted(url)
+        # Nothing lives next to a server database; an import's scratch files go to this process's temp folder.
+        self.path = Path(tempfile.gettempdir()) / f"gridgov-{os.getpid()}-{id(self):x}"
+        # Connections of threads that have ended are closed when the next thread opens one (a threaded web server
+        # starts threads freely; the database's connection limit is not).
+        self._threads: dict[int, tuple[threading.Thread, postgres.PgCursor]] = {}
+        self._threads_lock = threading.Lock()
+        self._con = postgres.PgCursor(postgres.connect(url, read_only=self.read_only), read_only=self.read_only)
 
     # -- connection handling -------------------------------------------------------------------------------
     @property
@@ -154,14 +252,32 @@ class Connection:
         """A cursor for the calling thread (DuckDB connections are not shared between threads)."""
         cur = getattr(self._local, "cur", None)
         if cur is None:
-            cur = self._con.cursor()
-            load_spatial(cur)
-            _quiet(cur)
+            if self.backend == "postgresql":
+                cur = self._thread_connection()
+            else:
+                cur = self._con.cursor()
+                load_spatial(cur)
+                _quiet(cur)
             self._local.cur = cur
         return cur
 
+    def _thread_connection(self) -> postgres.PgCursor:
+        cur = postgres.PgCursor(postgres.connect(self.url, read_only=self.read_only), read_only=self.read_only)
+        with self._threads_lock:
+            for ident, (thread, old) in list(self._threads.items()):
+                if not thread.is_alive():
+                    old.close()
+                    del self._threads[ident]
+            self._threads[threading.get_ident()] = (threading.current_thread(), cur)
+        return cur
+
     def close(self) -> None:
-        """Close the file (checkpointing the write-ahead log)."""
+        """Close the store (for DuckDB, checkpointing the write-ahead log)."""
+        if self.backend == "postgresql":
+            with self._threads_lock:
+                for _, cur in self._threads.values():
+                    cur.close()
+                self._threads.clear()
         self._con.close()
 
     def __enter__(self) -> Self:
@@ -172,11 +288,18 @@ class Connection:
 
     @contextmanager
     def transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
-        """One transaction on this thread's cursor; rolled back on any error."""
+        """One writing transaction on this thread's cursor; rolled back on any error.
+
+        One writer at a time: within the process by a lock, and on PostgreSQL across every process on the database
+        by a transaction-level advisory lock, so that a check and the write that follows it (the next id, a free
+        external id, a grid's primary worker) are never interleaved with another writer's.
+        """
         con = self.con
         with self._lock:
             con.execute("BEGIN TRANSACTION")
             try:
+                if self.backend == "postgresql":
+                    con.execute("SELECT pg_advisory_xact_lock(?)", [postgres.WRITE_LOCK_KEY])
                 yield con
             except BaseException:
                 con.execute("ROLLBACK")
@@ -186,39 +309,58 @@ class Connection:
     # -- schema ----------------------------------------------------------------------------------------------
     def _migrate(self) -> None:
         con = self._con
-        if not self.read_only:
-            con.execute(
-                "CREATE TABLE IF NOT EXISTS schema_version "
-                "(version INTEGER PRIMARY KEY, name VARCHAR NOT NULL, applied_at TIMESTAMP NOT NULL)"
-            )
+        if self.read_only:
+            self._pending_migrations()
+            return
+        if self.backend == "postgresql":
+            # Several servers may start at once: one migrates, the others wait and then find nothing to do.
+            con.execute("SELECT pg_advisory_lock(?)", [postgres.WRITE_LOCK_KEY])
+            try:
+                con.execute(postgres.PRELUDE)
+                self._apply_migrations()
+            finally:
+                con.execute("SELECT pg_advisory_unlock(?)", [postgres.WRITE_LOCK_KEY])
+        else:
+            self._apply_migrations()
+
+    def _pending_migrations(self) -> list[tuple[int, str, str]]:
         have = self.schema_version
         known = migrations()
         newest = known[-1][0]
         if have > newest:
             raise SchemaVersionError(
-                f"{self.path} has schema version {have}, newer than this gridgov understands ({newest}); "
+                f"{self.label} has schema version {have}, newer than this gridgov understands ({newest}); "
                 "upgrade gridgov (pip install -U gridgov) to open it"
             )
         pending = [m for m in known if m[0] > have]
-        if not pending:
-            return
-        if self.read_only:
-            raise StoreError(f"{self.path} needs migrating to version {newest}; open it once without read_only")
-        for version, name, sql in pending:
+        if pending and self.read_only:
+            raise StoreError(f"{self.label} needs migrating to version {newest}; open it once without read_only")
+        return pending
+
+    def _apply_migrations(self) -> None:
+        con = self._con
+        con.execute(
+            "CREATE TABLE IF NOT EXISTS schema_version "
+            "(version INTEGER PRIMARY KEY, name VARCHAR NOT NULL, applied_at TIMESTAMP NOT NULL)"
+        )
+        for version, name, sql in self._pending_migrations():
+            if self.backend == "postgresql":
+                sql = postgres.migration_sql(version, name, sql)
             con.execute("BEGIN TRANSACTION")
             try:
                 con.execute(sql)
                 con.execute("INSERT INTO schema_version VALUES (?, ?, ?)", [version, name, datetime.now()])
-            except duckdb.Error as exc:
+            except (duckdb.Error, StoreError) as exc:
                 con.execute("ROLLBACK")
-                raise StoreError(f"migration {version:03d}_{name} failed on {self.path}: {exc}") from exc
+                raise StoreError(f"migration {version:03d}_{name} failed on {self.label}: {exc}") from exc
             con.execute("COMMIT")
 
     @property
     def schema_version(self) -> int:
-        """Highest migration applied to the file (0 for a new file)."""
+        """Highest migration applied to the store (0 for a new one)."""
         exists = first_row(self._con.execute(
-            "SELECT count(*) FROM information_schema.tables WHERE table_name = 'schema_version'"
+            "SELECT count(*) FROM information_schema.tables "
+            "WHERE table_name = 'schema_version' AND table_schema = current_schema()"
         ))
         if not exists or not exists[0]:
             return 0

@@ -9,7 +9,7 @@ import geopandas as gpd
 import pandas as pd
 import pyarrow as pa
 
-from gridgov.store.areas import insert_units
+from gridgov.store.areas import META_UPSERT, insert_units
 from gridgov.store.connection import Connection, first_row
 
 _NODE_COLUMNS = ["unit_id", "x", "y", "area_m2", "perimeter_m"]
@@ -35,7 +35,7 @@ class GraphMixin(Connection):
         con.execute("INSERT INTO unit_adjacency SELECT unit_a, unit_b, shared_m "
                     "FROM _edges ORDER BY unit_a, unit_b")
         con.unregister("_edges")
-        con.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", [GRAPH_CRS_KEY, crs])
+        con.execute(META_UPSERT, [GRAPH_CRS_KEY, crs])
 
     def write_unit_graph(self, nodes: pd.DataFrame, edges: pd.DataFrame, *, crs: str) -> None:
         """Replace the stored unit graph.

@@ -65,10 +65,14 @@ _STAGE_REJECT_SCHEMA = pa.schema([("row_no", pa.int64()), ("field", pa.string())
 _STAGE_SCHEMAS = {"incident": _STAGE_INCIDENT_SCHEMA, "open": _STAGE_OPEN_SCHEMA, "reject": _STAGE_REJECT_SCHEMA}
 _OPEN_CASE_INSERT = ", ".join(OPEN_CASE_COLUMNS)
 _OPEN_CASE_STAGED = ", ".join(OPEN_CASE_COLUMNS[1:])
-#: The ``raw`` of a staged row rejected at publish: its validated fields, as the source row is no longer at hand.
-_LATE_RAW = "CAST(to_json(struct_pack({})) AS VARCHAR)".format(", ".join(
-    f"{c} := s.{c}" for c in ("source", "external_id", "category_code", "reported_at", "status", "closed_at", "lon",
-                              "lat", "address", "description", "reporter_name", "reporter_phone")))
+_LATE_FIELDS = ("source", "external_id", "category_code", "reported_at", "status", "closed_at", "lon", "lat",
+                "address", "description", "reporter_name", "reporter_phone")
+#: The ``raw`` of a staged row rejected at publish, per backend: its validated fields as a JSON object, as the source
+#: row is no longer at hand.
+_LATE_RAW = {
+    "duckdb": "CAST(to_json(struct_pack({})) AS VARCHAR)".format(", ".join(f"{c} := s.{c}" for c in _LATE_FIELDS)),
+    "postgresql": "CAST(json_build_object({}) AS VARCHAR)".format(", ".join(f"'{c}', s.{c}" for c in _LATE_FIELDS)),
+}
 
 
 @dataclass
@@ -215,7 +219,8 @@ class ImportsMixin(Connection):
             # The external ids staged so far, for duplicates across chunks: a temporary table of this thread's
             # cursor, committed chunk by chunk, so DuckDB may spill it to disk, and a join finds a chunk's ids
             # without rereading the files.
-            con.execute("CREATE OR REPLACE TEMP TABLE import_stage_key (source VARCHAR, external_id VARCHAR)")
+            con.execute("DROP TABLE IF EXISTS temp.import_stage_key")
+            con.execute("CREATE TEMP TABLE import_stage_key (source VARCHAR, external_id VARCHAR)")
             start_max = int(con.execute("SELECT coalesce(max(incident_id), 0) FROM incident").fetchall()[0][0])
             self._import_stage = _Staging(folder, owner=threading.get_ident(), start_max=start_max)
             try:
@@ -369,7 +374,7 @@ class ImportsMixin(Connection):
                 "(SELECT coalesce(max(batch_id), 0) FROM reject)) + 1"
             ).fetchall()[0][0])
             base = int(tx.execute("SELECT coalesce(max(incident_id), 0) FROM incident").fetchall()[0][0])
-            late = self._late_duplicates(tx, incidents, stage.start_max)
+            late = self._late_duplicates(tx, incidents, stage.start_max, _LATE_RAW[self.backend])
             dropped = late.column("seq").to_numpy()
             tx.register("_staged_incident", _numbered(incidents, dropped))
             tx.register("_staged_open", _numbered(opened, dropped))
@@ -399,11 +404,16 @@ class ImportsMixin(Connection):
                    "rows_in": rows_in, "accepted": accepted - n_late, "rejected": rejected + n_late,
                    "duplicates": duplicates + n_late, "imported_at": imported_at}
             self.record_import_batch(row, con=tx)
+        if self.backend == "postgresql":
+            # The planner's statistics of the tables that just grew by a batch (autovacuum would take a minute or
+            # more; a DuckDB file keeps its own as it writes).
+            self.con.execute("ANALYZE incident, open_case, reject")
         late_rows = late.select(["row_no", "source", "external_id"]).to_pylist()
         return {**row, "already_imported": False, "late_duplicates": late_rows}
 
     @staticmethod
-    def _late_duplicates(tx: duckdb.DuckDBPyConnection, incidents: pads.Dataset, start_max: int) -> pa.Table:
+    def _late_duplicates(tx: duckdb.DuckDBPyConnection, incidents: pads.Dataset, start_max: int,
+                         raw_sql: str) -> pa.Table:
         """Staged rows whose ``(source, external_id)`` an incident written since staging began holds
         (``seq, row_no, source, external_id, raw``, by ``seq``).
 
@@ -418,7 +428,7 @@ class ImportsMixin(Connection):
         tx.register("_staged_keys", incidents)
         try:
             return tx.execute(
-                f"SELECT s.seq, s.row_no, s.source, s.external_id, {_LATE_RAW} AS raw FROM _staged_keys s "
+                f"SELECT s.seq, s.row_no, s.source, s.external_id, {raw_sql} AS raw FROM _staged_keys s "
                 f"JOIN (SELECT DISTINCT source, external_id {new_keys}) i "
                 "ON i.source = s.source AND i.external_id = s.external_id ORDER BY s.seq",
                 [start_max],

@@ -11,13 +11,15 @@ import pandas as pd
 import pyarrow as pa
 
 from gridgov.incidents import OPEN_STATUSES
-from gridgov.store.connection import Connection, first_row, in_ids, local_setting
+from gridgov.store.connection import Connection, first_row, in_ids, local_setting, upsert
 
 INCIDENT_COLUMNS: tuple[str, ...] = (
     "source", "external_id", "category_code", "reported_at", "due_at", "status", "dispatched_at", "handled_at",
     "closed_at", "lon", "lat", "unit_id", "address", "description", "reporter_name", "reporter_phone", "batch_id",
 )
 _TIME_COLUMNS = ("reported_at", "due_at", "dispatched_at", "handled_at", "closed_at")
+_ARROW_TYPES = {**{c: pa.timestamp("us") for c in _TIME_COLUMNS},
+                "lon": pa.float64(), "lat": pa.float64(), "unit_id": pa.int32(), "batch_id": pa.int32()}
 _OPEN = list(OPEN_STATUSES)
 #: Columns of ``open_case`` (migration 006): what the open and overdue counts and the case lists filter on.
 OPEN_CASE_COLUMNS: tuple[str, ...] = ("incident_id", "unit_id", "category_code", "reported_at", "due_at")
@@ -52,9 +54,11 @@ def _incident_arrow(df: pd.DataFrame) -> pa.Table:
         else:
             out[col] = None
     table = pa.Table.from_pandas(out, preserve_index=False)
-    for col in _TIME_COLUMNS:
+    # Typed as the table's columns even when a frame's column is all empty (Arrow's null type), which PostgreSQL
+    # would not cast into an integer or a time.
+    for col, typ in _ARROW_TYPES.items():
         idx = table.schema.get_field_index(col)
-        table = table.set_column(idx, col, table.column(col).cast(pa.timestamp("us")))
+        table = table.set_column(idx, col, table.column(col).cast(typ))
     return table
 
 
@@ -71,7 +75,7 @@ class IncidentsMixin(Connection):
         table = pa.Table.from_pandas(pd.DataFrame(categories[cols]), preserve_index=False)
         with self.transaction() as con:
             con.register("_c", table)
-            con.execute("INSERT OR REPLACE INTO category SELECT * FROM _c")
+            con.execute(upsert("category", ("code",), tuple(cols), f"SELECT {', '.join(cols)} FROM _c"))
             con.unregister("_c")
 
     def categories(self) -> pd.DataFrame:
@@ -205,7 +209,7 @@ class IncidentsMixin(Connection):
             WHERE i.reported_at >= $start AND i.reported_at < $end
               AND ($cats IS NULL OR list_contains($cats, i.category_code))
               AND ($klass IS NULL OR c.class = $klass)
-            GROUP BY ALL ORDER BY n DESC, c.code
+            GROUP BY c.code, c.name_zh, c.name_en, c.class ORDER BY n DESC, c.code
             """,
             params,
         ).df()

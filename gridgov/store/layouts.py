@@ -11,7 +11,7 @@ import pandas as pd
 import pyarrow as pa
 
 from gridgov.errors import StoreError
-from gridgov.store.connection import Connection, first_row, geo_arrow
+from gridgov.store.connection import Connection, first_row, geo_arrow, upsert
 
 _GRID_COLUMNS = ["grid_code", "community_code", "street_code", "n_units", "area_m2", "households", "population"]
 
@@ -111,7 +111,7 @@ class LayoutsMixin(Connection):
         table = pa.Table.from_pandas(pd.DataFrame(workers[cols]), preserve_index=False)
         with self.transaction() as con:
             con.register("_w", table)
-            con.execute("INSERT OR REPLACE INTO worker SELECT * FROM _w")
+            con.execute(upsert("worker", ("worker_id",), tuple(cols), f"SELECT {', '.join(cols)} FROM _w"))
             con.unregister("_w")
 
     def workers(self) -> pd.DataFrame:

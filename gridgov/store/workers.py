@@ -11,7 +11,7 @@ import pyarrow as pa
 import shapely
 
 from gridgov.errors import InputError, StoreError
-from gridgov.store.connection import Connection, first_row
+from gridgov.store.connection import Connection, first_row, upsert
 
 WORKER_COLUMNS: tuple[str, ...] = ("worker_id", "name", "phone", "hours_per_week", "base_community", "active")
 _BATCH_COLUMNS = "batch_id, file, sha256, rows_in, accepted, rejected, inserted, updated, unchanged, imported_at"
@@ -78,7 +78,7 @@ class WorkersMixin(Connection):
                 "FROM unit_adjacency e "
                 "JOIN layout_unit ga ON ga.unit_id = e.unit_a AND ga.layout_id = ? "
                 "JOIN layout_unit gb ON gb.unit_id = e.unit_b AND gb.layout_id = ? "
-                "WHERE ga.grid_code <> gb.grid_code GROUP BY ALL HAVING sum(e.shared_m) > 0 "
+                "WHERE ga.grid_code <> gb.grid_code GROUP BY grid_code_a, grid_code_b HAVING sum(e.shared_m) > 0 "
                 "ORDER BY grid_code_a, grid_code_b",
                 [layout_id, layout_id],
             )
@@ -167,8 +167,8 @@ class WorkersMixin(Connection):
                         [batch_id, file, sha256, rows_in, accepted, len(rejects), inserted, updated, unchanged, at])
             if len(workers):
                 con.register("_w", _worker_arrow(workers))
-                con.execute("INSERT OR REPLACE INTO worker SELECT worker_id, name, phone, hours_per_week, "
-                            "base_community, active FROM _w")
+                con.execute(upsert("worker", ("worker_id",), WORKER_COLUMNS,
+                                   f"SELECT {', '.join(WORKER_COLUMNS)} FROM _w"))
                 con.unregister("_w")
             if len(rejects):
                 rej = pa.Table.from_pandas(pd.DataFrame({
