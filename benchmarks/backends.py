@@ -77,7 +77,7 @@ def measure(store: Store, *, size: str, repeat: int, inserts: int, import_rows: 
     summary = build_demo(store, size=size, seed=0, as_of=AS_OF, progress=False)
     out["demo build"] = f"{time.perf_counter() - t0:.1f} s ({summary['incidents']:,} incidents)"
     # As a running PostgreSQL would have them within a minute (autovacuum): planner statistics of the new rows.
-    store.refresh_statistics(store.transfer_tables())
+    store.refresh_statistics()
     layout = store.current_layout_id()
     assert layout is not None
     cats = store.categories()["code"].tolist()[:3]

@@ -1947,7 +1947,7 @@ def build_demo_file(path: Path | str, *, size: str = "medium", seed: int = 0, as
     if backend == "postgresql":
         with Store(location) as store:
             summary = build_demo(store, size=size, seed=seed, as_of=as_of, progress=progress)
-            store.refresh_statistics(store.transfer_tables())  # the planner's view of the new rows, at once
+            store.refresh_statistics()  # the planner's view of the new rows, at once
         return {"db": describe_location(location), **summary, "seconds": round(perf_counter() - t0, 1)}
     target = Path(location)
     if target.exists() and not force:

@@ -362,7 +362,7 @@ def migrate(source: Path | str, target: Path | str, *, batch_rows: int = DEFAULT
                     check.update(batch)
                     dst.insert_batch(con, move.target, batch, insertion_order=move.keep_order)
                 copied[name] = (check, time.perf_counter() - t0)
-        dst.refresh_statistics(tables)
+        dst.refresh_statistics([t.name for t in tables])
         seconds = time.perf_counter() - started
         started = time.perf_counter()
         written = _checksums(dst, tables, batch_rows, progress)

@@ -16,10 +16,10 @@ from datetime import datetime
 from typing import Any
 
 from gridgov.errors import InputError, StoreError
-from gridgov.incidents import OPEN_STATUSES
 from gridgov.store import Store, migrations
 from tests.fixtures import unit_center_lonlat
 from tests.pg_cluster import ThrowawayCluster
+from tests.test_open_cases import assert_exact
 
 WRITERS = 4
 OWN_CASES = 12
@@ -109,12 +109,6 @@ def _one(store: Store, sql: str, params: list[Any] | None = None) -> Any:
     return store.df(sql, params).iloc[0, 0]
 
 
-def _open_case_exact(store: Store) -> None:
-    open_ids = store.df("SELECT incident_id FROM incident WHERE list_contains(?, status) ORDER BY incident_id",
-                        [list(OPEN_STATUSES)])["incident_id"].tolist()
-    assert store.df("SELECT incident_id FROM open_case ORDER BY incident_id")["incident_id"].tolist() == open_ids
-
-
 def test_concurrent_intake_loses_nothing_and_stores_each_external_id_once(tiny_store: Store) -> None:
     store = tiny_store
     before = int(_one(store, "SELECT max(incident_id) FROM incident"))
@@ -131,7 +125,7 @@ def test_concurrent_intake_loses_nothing_and_stores_each_external_id_once(tiny_s
     rows = store.df("SELECT incident_id, external_id FROM incident WHERE incident_id > ? ORDER BY incident_id",
                     [before])
     assert dict(zip(rows["incident_id"], rows["external_id"], strict=True)) == {i: e for e, i in stored}
-    _open_case_exact(store)
+    assert_exact(store)
 
 
 def test_racing_workers_each_case_goes_to_exactly_one(tiny_store: Store) -> None:
@@ -151,7 +145,7 @@ def test_racing_workers_each_case_goes_to_exactly_one(tiny_store: Store) -> None
     statuses = store.df(f"SELECT DISTINCT status FROM incident WHERE incident_id IN ({', '.join('?' * len(ids))})",
                         ids)
     assert statuses["status"].tolist() == ["dispatched"]
-    _open_case_exact(store)
+    assert_exact(store)
 
 
 def test_servers_starting_on_an_empty_database_migrate_it_once(pg_cluster: ThrowawayCluster) -> None:

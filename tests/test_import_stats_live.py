@@ -15,7 +15,6 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
 import pytest
 from flask import Flask
 
@@ -24,11 +23,11 @@ from dashboards.api import IntakeAPI
 from gridgov import intake
 from gridgov.auth import User
 from gridgov.config import Settings
-from gridgov.incidents import OPEN_STATUSES
 from gridgov.ingest import ImportResult, ingest_file
 from gridgov.lifecycle import apply_action
 from gridgov.store import Store
 from tests.fixtures import unit_center_lonlat
+from tests.test_open_cases import assert_exact
 
 HEADER = ["external_id", "reported_at", "category", "lon", "lat", "status", "closed_at", "source"]
 #: Long enough never to be reached by a correct run; it only keeps a broken run from hanging the suite.
@@ -121,14 +120,6 @@ def _import_while(held: _HeldStore, path: Path, write: Callable[[], Any]) -> tup
     return out["result"], out["write"], order
 
 
-def _open_case_exact(store: Store) -> None:
-    cols = "incident_id, unit_id, category_code, reported_at, due_at"
-    want = store.df(f"SELECT {cols} FROM incident WHERE list_contains(?, status) ORDER BY incident_id",
-                    [list(OPEN_STATUSES)])
-    got = store.df(f"SELECT {cols} FROM open_case ORDER BY incident_id")
-    pd.testing.assert_frame_equal(got, want)
-
-
 def _batch_ids(store: Store, batch_id: int) -> list[int]:
     return store.df("SELECT incident_id FROM incident WHERE batch_id = ? ORDER BY incident_id",
                     [batch_id])["incident_id"].astype(int).tolist()
@@ -157,7 +148,7 @@ def test_an_insert_during_staging_is_written_before_the_import_ends(held: _HeldS
     got = store.df("SELECT external_id FROM incident WHERE batch_id = ? ORDER BY incident_id", [result.batch_id])
     assert got["external_id"].tolist() == [f"L{i}" for i in range(1, 10)]
     _no_duplicate_keys(store)
-    _open_case_exact(store)
+    assert_exact(store)
     assert ingest_file(store, tmp_path / "live.csv").already_imported
 
 
@@ -203,7 +194,7 @@ def test_an_external_id_posted_during_staging_rejects_the_files_row(held: _HeldS
     got = store.df("SELECT external_id FROM incident WHERE batch_id = ? ORDER BY incident_id", [result.batch_id])
     assert got["external_id"].tolist() == [f"L{i}" for i in range(1, 10) if i != 2]
     _no_duplicate_keys(store)
-    _open_case_exact(store)
+    assert_exact(store)
 
 
 def test_a_case_action_during_staging_completes_before_the_import_ends(held: _HeldStore, tmp_path: Path) -> None:
@@ -220,4 +211,4 @@ def test_a_case_action_during_staging_completes_before_the_import_ends(held: _He
     assert events["actor"].tolist() == ["manager"]
     assert result.accepted == 9 and len(_batch_ids(store, result.batch_id)) == 9
     _no_duplicate_keys(store)
-    _open_case_exact(store)
+    assert_exact(store)

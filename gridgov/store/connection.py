@@ -306,6 +306,20 @@ class Connection:
                 raise
             con.execute("COMMIT")
 
+    def refresh_statistics(self, tables: list[str] | None = None) -> None:
+        """Give PostgreSQL's planner statistics of freshly loaded tables, at once rather than when autovacuum comes
+        by (a minute or more); ``None``: every table. DuckDB keeps its own as it writes: nothing to do.
+
+        Parameters
+        ----------
+        tables
+            Table names from the store's code or the database's own catalogue, never input.
+        """
+        if self.backend != "postgresql":
+            return
+        names = ", ".join('"' + t.replace('"', '""') + '"' for t in tables or [])
+        self.con.execute(f"ANALYZE {names}")
+
     # -- schema ----------------------------------------------------------------------------------------------
     def _migrate(self) -> None:
         con = self._con

@@ -404,10 +404,7 @@ class ImportsMixin(Connection):
                    "rows_in": rows_in, "accepted": accepted - n_late, "rejected": rejected + n_late,
                    "duplicates": duplicates + n_late, "imported_at": imported_at}
             self.record_import_batch(row, con=tx)
-        if self.backend == "postgresql":
-            # The planner's statistics of the tables that just grew by a batch (autovacuum would take a minute or
-            # more; a DuckDB file keeps its own as it writes).
-            self.con.execute("ANALYZE incident, open_case, reject")
+        self.refresh_statistics(["incident", "open_case", "reject"])  # the tables that just grew by a batch
         late_rows = late.select(["row_no", "source", "external_id"]).to_pylist()
         return {**row, "already_imported": False, "late_duplicates": late_rows}
 

@@ -143,7 +143,7 @@ _NULLABLE: dict[pa.DataType, Any] = {
 }
 
 
-def _arrow_type(oid: int, values: list[Any]) -> pa.DataType | None:
+def _arrow_type(oid: int) -> pa.DataType | None:
     known = _ARROW_OF_OID.get(oid)
     if known is not None:
         return known
@@ -260,15 +260,11 @@ class PgCursor:
         arrays = []
         for d, values in zip(desc, columns, strict=True):
             vals = list(values)
-            t = _arrow_type(d.type_code, vals)
+            t = _arrow_type(d.type_code)
             if t is not None and pa.types.is_binary(t):
                 vals = [None if v is None else bytes(v) for v in vals]
             arrays.append(pa.array(vals, type=t) if (t is not None or vals) else pa.array(vals, pa.string()))
         return pa.Table.from_arrays(arrays, names=[d.name for d in desc])
-
-    def arrow(self) -> pa.Table:
-        """Alias of :meth:`fetch_arrow_table`."""
-        return self.fetch_arrow_table()
 
     def df(self) -> pd.DataFrame:
         """The last result as a DataFrame with DuckDB's dtypes: integers and booleans with NULLs as pandas'

@@ -242,11 +242,3 @@ class TransferMixin(Connection):
             )
         finally:
             con.unregister(_CHUNK)
-
-    def refresh_statistics(self, tables: list[TableShape]) -> None:
-        """Give PostgreSQL's planner statistics of freshly loaded tables (DuckDB keeps its own as it writes)."""
-        if self.backend != "postgresql":
-            return
-        con = self.con
-        for table in tables:
-            con.execute(f"ANALYZE {_quoted(table.name)}")
